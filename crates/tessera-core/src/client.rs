@@ -1,0 +1,191 @@
+//! Clients (RFC 6749 §2): who may ask for tokens, how they authenticate, and what they may get.
+
+use serde::{Deserialize, Serialize};
+use tessera_types::token::GrantType;
+use tessera_types::JwsAlgorithm;
+
+use crate::time::Timestamp;
+use crate::token::TokenHash;
+
+/// A registered client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// The `client_id`.
+    pub id: String,
+    /// SHA-256 of the client secret, for the `client_secret_*` methods.
+    pub secret_hash: Option<TokenHash>,
+    /// Everything else; stored as one JSON document so later settings need no migration.
+    pub settings: ClientSettings,
+    /// When the client was registered.
+    pub created_at: Timestamp,
+    /// When the client was last changed.
+    pub updated_at: Timestamp,
+}
+
+/// RFC 6749 §2.1 client types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientType {
+    /// Can keep a secret (a server-side application).
+    Confidential,
+    /// Cannot keep a secret (a browser or native app): authenticates with `none` and PKCE.
+    Public,
+}
+
+/// Token endpoint authentication methods (RFC 7591 §2, OIDC Core §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// HTTP Basic with the form-encoded id and secret (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body (RFC 6749 §2.3.1).
+    ClientSecretPost,
+    /// A JWT signed with the client's private key (RFC 7523 §2.2, OIDC Core §9).
+    PrivateKeyJwt,
+    /// No authentication: public clients only.
+    None,
+}
+
+impl AuthMethod {
+    /// Every method, in a stable order.
+    pub const ALL: [Self; 4] = [
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::PrivateKeyJwt,
+        Self::None,
+    ];
+
+    /// The registered name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::None => "none",
+        }
+    }
+
+    /// Parses a registered name.
+    #[must_use]
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == value)
+    }
+
+    /// Whether the method uses a shared secret.
+    #[must_use]
+    pub fn uses_secret(self) -> bool {
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
+    }
+}
+
+/// How access tokens are issued to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessTokenFormat {
+    /// A signed JWT per RFC 9068, verifiable by resource servers against `/jwks`.
+    Jwt,
+    /// An opaque reference token (`tsr_at_…`), checked by introspection.
+    Opaque,
+}
+
+/// When a client gets refresh tokens (DESIGN §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshTokenIssuance {
+    /// Only when `offline_access` is asked and allowed.
+    OfflineAccess,
+    /// An online RT at every code exchange (Keycloak style).
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Per-client refresh-token settings; `None` means the server-wide default (DESIGN §2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshTokenSettings {
+    /// When RTs are issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuance: Option<RefreshTokenIssuance>,
+    /// Online RT idle timeout, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<u64>,
+    /// Offline RT idle timeout, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_idle_timeout: Option<u64>,
+    /// Offline grant maximum lifetime, seconds (0 = unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_max_lifetime: Option<u64>,
+    /// Whether every refresh returns a new RT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<bool>,
+    /// Uses allowed beyond the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_reuse: Option<u32>,
+    /// Whether a spent RT outside the grace window revokes the grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reuse_detection: Option<bool>,
+    /// Grace window, seconds (at most 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reuse_grace_window: Option<u64>,
+    /// Whether the client may hold offline grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_offline_access: Option<bool>,
+}
+
+/// The settings of a client other than its id and secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    /// A display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Confidential or public.
+    pub client_type: ClientType,
+    /// How the client authenticates at the token endpoint.
+    pub auth_method: AuthMethod,
+    /// The client's public keys for `private_key_jwt`, as a JWK Set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    /// Where to fetch the client's JWK Set for `private_key_jwt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// Redirect URIs, matched exactly.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Grant types the client may use.
+    #[serde(default)]
+    pub grant_types: Vec<GrantType>,
+    /// Scopes the client may ask for.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Audiences (resource indicators) the client may ask tokens for.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// JWT (RFC 9068) or opaque access tokens.
+    pub access_token_format: AccessTokenFormat,
+    /// Signing algorithm for this client's JWT access tokens; `None` = server default (ES256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_algorithm: Option<JwsAlgorithm>,
+    /// Signing algorithm for this client's ID tokens; `None` = server default (RS256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_algorithm: Option<JwsAlgorithm>,
+    /// Access-token lifetime, seconds; `None` = server default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_lifetime: Option<u64>,
+    /// ID-token lifetime, seconds; `None` = server default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_lifetime: Option<u64>,
+    /// Refresh-token settings; empty = server defaults.
+    #[serde(default)]
+    pub refresh_tokens: RefreshTokenSettings,
+}
+
+impl Client {
+    /// Whether the client may use `grant_type`.
+    #[must_use]
+    pub fn allows_grant(&self, grant_type: GrantType) -> bool {
+        self.settings.grant_types.contains(&grant_type)
+    }
+}

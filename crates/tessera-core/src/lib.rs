@@ -1,0 +1,18 @@
+//! Tessera's pure core: domain types, token formats and policy decisions.
+//!
+//! **Architecture Invariant:** this crate does no I/O and never reads the clock or the operating
+//! system's randomness: time comes in as [`Timestamp`] and randomness as `&mut dyn RngCore`.
+//! That is what lets every decision be tested with a table and a seeded RNG.
+
+pub mod client;
+pub mod grant;
+pub mod keys;
+pub mod scope;
+pub mod secret;
+pub mod time;
+pub mod token;
+
+pub use client::{AccessTokenFormat, AuthMethod, Client, ClientSettings, ClientType};
+pub use scope::Scope;
+pub use time::{Clock, Timestamp};
+pub use token::{TokenHash, TokenKind};

@@ -1,0 +1,194 @@
+//! Tessera's storage contract: one repository trait per concern.
+//!
+//! **Operations, not transactions.** Every method is one atomic unit of work that either happens
+//! entirely or not at all, and returns only after it is durable. Callers never hold a transaction
+//! open across an `await` of their own. That lets a backend commit many requests' operations in
+//! one transaction and one fsync (group commit, DESIGN §7), and lets conditional updates
+//! (`… WHERE state = 'active'`, "exactly one row") decide races inside the database, which is what
+//! keeps rotation atomic across nodes. Backends: `tessera-storage-sqlite`, `tessera-storage-postgres`;
+//! both pass the contract suite in `tessera-testkit`.
+//!
+//! "Not found" is `Ok(None)` (or `Ok(false)`), never an error.
+#![deny(missing_docs)]
+
+use async_trait::async_trait;
+use tessera_core::keys::SigningKeyRecord;
+use tessera_core::{Client, Timestamp, TokenHash};
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    /// A uniqueness or state condition did not hold (e.g. the id exists, the row changed).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A stored row holds an impossible combination of values.
+    #[error("inconsistent row in {table}.{column} for {id}")]
+    Inconsistent {
+        /// The table.
+        table: &'static str,
+        /// The column holding the bad value.
+        column: &'static str,
+        /// The row's id.
+        id: String,
+    },
+    /// The database cannot be reached or is overloaded: a real outage, answered with 503.
+    #[error("storage unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Any other backend failure.
+    #[error("storage backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Registered clients.
+#[async_trait]
+pub trait ClientRepository: Send + Sync {
+    /// Stores a new client.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Conflict`] when a client with this id exists; backend errors.
+    async fn add(&self, client: &Client) -> Result<(), RepositoryError>;
+
+    /// The client with this id.
+    ///
+    /// # Errors
+    /// Backend errors; an undecodable row is [`RepositoryError::Inconsistent`].
+    async fn lookup(&self, client_id: &str) -> Result<Option<Client>, RepositoryError>;
+
+    /// Every client, ordered by id.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn list(&self) -> Result<Vec<Client>, RepositoryError>;
+
+    /// Replaces the stored client with the same id (settings, secret hash, `updated_at`).
+    /// Returns `false` when no such client exists.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn update(&self, client: &Client) -> Result<bool, RepositoryError>;
+
+    /// Deletes a client. Returns `false` when no such client exists.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn remove(&self, client_id: &str) -> Result<bool, RepositoryError>;
+}
+
+/// Signing keys (private parts encrypted by the caller).
+#[async_trait]
+pub trait SigningKeyRepository: Send + Sync {
+    /// Every stored key, oldest first (by `created_at`, then `kid`).
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn list(&self) -> Result<Vec<SigningKeyRecord>, RepositoryError>;
+
+    /// Adds `key`, and in the same transaction sets `retires_at = retire_at` on every other key of
+    /// the same algorithm whose `retires_at` is unset. With `retire_at = None`, only adds.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Conflict`] when the `kid` exists; backend errors.
+    async fn rotate(
+        &self,
+        key: &SigningKeyRecord,
+        retire_at: Option<Timestamp>,
+    ) -> Result<(), RepositoryError>;
+
+    /// Deletes keys that retired at or before `now`; returns how many.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn remove_retired(&self, now: Timestamp) -> Result<u64, RepositoryError>;
+}
+
+/// `jti` values of `private_key_jwt` client assertions, remembered until they expire (RFC 7523 §3).
+#[async_trait]
+pub trait ClientAssertionRepository: Send + Sync {
+    /// Records that `client_id` used `jti`, valid until `expires_at`. Returns `true` if the `jti`
+    /// was unused (or its earlier record expired before `now`), `false` if this is a replay.
+    /// Atomic: of two concurrent calls with the same pair, at most one gets `true`.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn register_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, RepositoryError>;
+}
+
+/// An opaque access token as stored (the token itself never is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessTokenRecord {
+    /// SHA-256 of the token.
+    pub hash: TokenHash,
+    /// A unique id for logs and revocation lists.
+    pub jti: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The user it was issued for; `None` for client credentials.
+    pub subject: Option<String>,
+    /// The granted scope, space-delimited.
+    pub scope: String,
+    /// The audiences.
+    pub audience: Vec<String>,
+    /// Issue time.
+    pub issued_at: Timestamp,
+    /// Expiry.
+    pub expires_at: Timestamp,
+}
+
+/// Opaque (reference) access tokens.
+#[async_trait]
+pub trait AccessTokenRepository: Send + Sync {
+    /// Stores an issued opaque access token.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Conflict`] on a duplicate hash; backend errors.
+    async fn add(&self, token: &AccessTokenRecord) -> Result<(), RepositoryError>;
+
+    /// The token with this hash (expired ones included: the caller decides).
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn find_by_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<AccessTokenRecord>, RepositoryError>;
+
+    /// Deletes up to `limit` tokens that expired before `now`; returns how many.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn cleanup_expired(&self, now: Timestamp, limit: u32) -> Result<u64, RepositoryError>;
+}
+
+/// A storage backend: the repositories plus health and schema management.
+#[async_trait]
+pub trait Storage: Send + Sync {
+    /// Registered clients.
+    fn clients(&self) -> &dyn ClientRepository;
+    /// Signing keys.
+    fn signing_keys(&self) -> &dyn SigningKeyRepository;
+    /// Client-assertion `jti` replay cache.
+    fn client_assertions(&self) -> &dyn ClientAssertionRepository;
+    /// Opaque access tokens.
+    fn access_tokens(&self) -> &dyn AccessTokenRepository;
+
+    /// `sqlite` or `postgres`, for logs and metrics.
+    fn backend_name(&self) -> &'static str;
+
+    /// Checks that the database answers (for `/readyz`).
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when it does not.
+    async fn ping(&self) -> Result<(), RepositoryError>;
+
+    /// Applies pending embedded migrations; returns the versions applied.
+    ///
+    /// # Errors
+    /// Backend errors, or a database whose schema is newer than this binary.
+    async fn migrate(&self) -> Result<Vec<i64>, RepositoryError>;
+}

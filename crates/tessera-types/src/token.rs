@@ -1,0 +1,134 @@
+//! The token endpoint's requests and responses (RFC 6749 §4, §5).
+
+use serde::{Deserialize, Serialize};
+
+use crate::form::FormParams;
+
+/// A grant type Tessera knows by name (RFC 6749 §4, RFC 8693).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum GrantType {
+    /// RFC 6749 §4.1.
+    #[serde(rename = "authorization_code")]
+    AuthorizationCode,
+    /// RFC 6749 §6.
+    #[serde(rename = "refresh_token")]
+    RefreshToken,
+    /// RFC 6749 §4.4.
+    #[serde(rename = "client_credentials")]
+    ClientCredentials,
+    /// RFC 6749 §4.3 (off unless a client enables it).
+    #[serde(rename = "password")]
+    Password,
+    /// RFC 8693.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange,
+}
+
+impl GrantType {
+    /// Every grant type, in a stable order.
+    pub const ALL: [Self; 5] = [
+        Self::AuthorizationCode,
+        Self::RefreshToken,
+        Self::ClientCredentials,
+        Self::Password,
+        Self::TokenExchange,
+    ];
+
+    /// The `grant_type` value on the wire.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
+            Self::ClientCredentials => "client_credentials",
+            Self::Password => "password",
+            Self::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
+        }
+    }
+
+    /// Parses a `grant_type` value.
+    #[must_use]
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|grant| grant.as_str() == value)
+    }
+}
+
+/// A token request, parsed once at the edge: one variant per grant type the server implements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessTokenRequest {
+    /// `grant_type=client_credentials` (RFC 6749 §4.4.2).
+    ClientCredentials(ClientCredentialsGrant),
+}
+
+/// The parameters of a client-credentials request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientCredentialsGrant {
+    /// Space-delimited scope (RFC 6749 §3.3); `None` means the client's default.
+    pub scope: Option<String>,
+    /// RFC 8707 `resource` values (absolute URIs naming the APIs the token is for).
+    pub resource: Vec<String>,
+    /// `audience` values (RFC 8693 §2.1 vocabulary, also sent by Auth0-style clients).
+    pub audience: Vec<String>,
+}
+
+/// Why a token request could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRequestError {
+    /// `grant_type` is missing.
+    MissingGrantType,
+    /// `grant_type` names something this server does not implement.
+    UnsupportedGrantType(String),
+}
+
+impl AccessTokenRequest {
+    /// Builds the typed request from the form, after client-authentication parameters were taken out.
+    ///
+    /// # Errors
+    /// When `grant_type` is missing or not implemented.
+    pub fn from_form(form: &mut FormParams) -> Result<Self, TokenRequestError> {
+        let grant_type = form
+            .take("grant_type")
+            .ok_or(TokenRequestError::MissingGrantType)?;
+        match GrantType::parse(&grant_type) {
+            Some(GrantType::ClientCredentials) => {
+                Ok(Self::ClientCredentials(ClientCredentialsGrant {
+                    scope: form.take("scope"),
+                    resource: form.take_all("resource"),
+                    audience: form.take_all("audience"),
+                }))
+            }
+            _ => Err(TokenRequestError::UnsupportedGrantType(grant_type)),
+        }
+    }
+
+    /// The grant type of this request.
+    #[must_use]
+    pub fn grant_type(&self) -> GrantType {
+        match self {
+            Self::ClientCredentials(_) => GrantType::ClientCredentials,
+        }
+    }
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: String,
+    /// Always `Bearer` until sender-constrained tokens exist.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The granted scope, space-delimited; present when non-empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The refresh token, when one is issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Seconds until the refresh token expires if unused (a Keycloak habit clients rely on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_in: Option<u64>,
+    /// The ID token, when `openid` was granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
