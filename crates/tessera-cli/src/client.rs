@@ -1,0 +1,296 @@
+//! `tessera client create|list|show|update|rotate-secret|delete`.
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand, ValueEnum};
+use tessera_core::client::{AccessTokenFormat, AuthMethod, ClientSettings, ClientType};
+use tessera_core::{Client, Clock as _};
+use tessera_server::clients;
+use tessera_server::clock::SystemClock;
+use tessera_storage::Storage;
+use tessera_types::token::GrantType;
+use tessera_types::JwsAlgorithm;
+
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Register a client. Prints its secret once (secret-based methods).
+    Create {
+        /// The client_id (default: generated).
+        #[arg(long)]
+        id: Option<String>,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// List clients.
+    List,
+    /// Show one client.
+    Show { id: String },
+    /// Change a client: only the options given change.
+    Update {
+        id: String,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Generate a new secret; the old one stops working at once. Prints the new secret once.
+    RotateSecret { id: String },
+    /// Delete a client.
+    Delete { id: String },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum TypeArg {
+    Confidential,
+    Public,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum AuthMethodArg {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+    None,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Jwt,
+    Opaque,
+}
+
+/// Client settings as options. On `create`, unset options take the defaults shown; on `update`,
+/// unset options keep the current value.
+#[derive(Args)]
+pub struct SettingsArgs {
+    /// Display name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Client type [create default: confidential].
+    #[arg(long = "type", value_enum)]
+    client_type: Option<TypeArg>,
+    /// Token endpoint authentication [create default: client_secret_basic, or none for public clients].
+    #[arg(long, value_enum)]
+    auth_method: Option<AuthMethodArg>,
+    /// Allowed grant type (repeatable): client_credentials, authorization_code, refresh_token, password, token exchange URN.
+    #[arg(long = "grant-type", value_parser = parse_grant)]
+    grant_types: Vec<GrantType>,
+    /// Allowed scope (repeatable).
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// Allowed audience / resource indicator (repeatable).
+    #[arg(long = "audience")]
+    audiences: Vec<String>,
+    /// Redirect URI, matched exactly (repeatable).
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// Access-token format [create default: jwt].
+    #[arg(long, value_enum)]
+    token_format: Option<FormatArg>,
+    /// Signing algorithm for JWT access tokens (ES256, RS256, EdDSA) [default: server's].
+    #[arg(long, value_parser = parse_algorithm)]
+    access_token_algorithm: Option<JwsAlgorithm>,
+    /// Access-token lifetime in seconds [default: server's].
+    #[arg(long)]
+    access_token_lifetime: Option<u64>,
+    /// JWK Set for private_key_jwt: inline JSON, or @path to a file.
+    #[arg(long)]
+    jwks: Option<String>,
+    /// JWK Set URL for private_key_jwt.
+    #[arg(long)]
+    jwks_uri: Option<String>,
+    /// On update: clear the list options (grant types, scopes, audiences, redirect URIs) given
+    /// empty, i.e. replace lists instead of keeping them when none are given.
+    #[arg(long)]
+    replace_lists: bool,
+}
+
+fn parse_grant(value: &str) -> Result<GrantType, String> {
+    GrantType::parse(value).ok_or_else(|| format!("unknown grant type {value:?}"))
+}
+
+fn parse_algorithm(value: &str) -> Result<JwsAlgorithm, String> {
+    JwsAlgorithm::parse(value)
+        .ok_or_else(|| format!("unknown algorithm {value:?} (ES256, RS256, EdDSA)"))
+}
+
+impl SettingsArgs {
+    /// Applies the given options to `base`.
+    fn apply(self, mut base: ClientSettings) -> anyhow::Result<ClientSettings> {
+        if let Some(name) = self.name {
+            base.name = Some(name);
+        }
+        if let Some(client_type) = self.client_type {
+            base.client_type = match client_type {
+                TypeArg::Confidential => ClientType::Confidential,
+                TypeArg::Public => ClientType::Public,
+            };
+        }
+        if let Some(method) = self.auth_method {
+            base.auth_method = match method {
+                AuthMethodArg::ClientSecretBasic => AuthMethod::ClientSecretBasic,
+                AuthMethodArg::ClientSecretPost => AuthMethod::ClientSecretPost,
+                AuthMethodArg::PrivateKeyJwt => AuthMethod::PrivateKeyJwt,
+                AuthMethodArg::None => AuthMethod::None,
+            };
+        }
+        let replace = self.replace_lists;
+        let set_list = |target: &mut Vec<String>, values: Vec<String>| {
+            if replace || !values.is_empty() {
+                *target = values;
+            }
+        };
+        set_list(&mut base.scopes, self.scopes);
+        set_list(&mut base.audiences, self.audiences);
+        set_list(&mut base.redirect_uris, self.redirect_uris);
+        if replace || !self.grant_types.is_empty() {
+            base.grant_types = self.grant_types;
+        }
+        if let Some(format) = self.token_format {
+            base.access_token_format = match format {
+                FormatArg::Jwt => AccessTokenFormat::Jwt,
+                FormatArg::Opaque => AccessTokenFormat::Opaque,
+            };
+        }
+        if let Some(algorithm) = self.access_token_algorithm {
+            base.access_token_algorithm = Some(algorithm);
+        }
+        if let Some(lifetime) = self.access_token_lifetime {
+            base.access_token_lifetime = Some(lifetime);
+        }
+        if let Some(jwks) = self.jwks {
+            let text = match jwks.strip_prefix('@') {
+                Some(path) => {
+                    std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?
+                }
+                None => jwks,
+            };
+            base.jwks = Some(serde_json::from_str(&text).context("--jwks is not JSON")?);
+            base.jwks_uri = None;
+        }
+        if let Some(uri) = self.jwks_uri {
+            base.jwks_uri = Some(uri);
+            base.jwks = None;
+        }
+        Ok(base)
+    }
+}
+
+fn create_defaults(args: &SettingsArgs) -> ClientSettings {
+    let is_public = matches!(args.client_type, Some(TypeArg::Public));
+    ClientSettings {
+        name: None,
+        client_type: if is_public {
+            ClientType::Public
+        } else {
+            ClientType::Confidential
+        },
+        auth_method: if is_public {
+            AuthMethod::None
+        } else {
+            AuthMethod::ClientSecretBasic
+        },
+        jwks: None,
+        jwks_uri: None,
+        redirect_uris: Vec::new(),
+        grant_types: Vec::new(),
+        scopes: Vec::new(),
+        audiences: Vec::new(),
+        access_token_format: AccessTokenFormat::Jwt,
+        access_token_algorithm: None,
+        id_token_algorithm: None,
+        access_token_lifetime: None,
+        id_token_lifetime: None,
+        refresh_tokens: tessera_core::client::RefreshTokenSettings::default(),
+    }
+}
+
+pub async fn run(command: ClientCommand, storage: &dyn Storage, json: bool) -> anyhow::Result<()> {
+    let now = SystemClock.now();
+    let mut rng = rand::rngs::OsRng;
+    match command {
+        ClientCommand::Create { id, settings } => {
+            let defaults = create_defaults(&settings);
+            let registered =
+                clients::create(storage, &mut rng, now, id, settings.apply(defaults)?).await?;
+            print_client(&registered.client, registered.secret.as_deref(), json);
+        }
+        ClientCommand::List => {
+            let all = storage.clients().list().await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::Value::Array(all.iter().map(|c| client_json(c, None)).collect())
+                );
+            } else {
+                for client in &all {
+                    let settings = &client.settings;
+                    let grants: Vec<_> = settings.grant_types.iter().map(|g| g.as_str()).collect();
+                    println!(
+                        "{:<32} {:<12} {:<20} {}",
+                        client.id,
+                        format!("{:?}", settings.client_type).to_lowercase(),
+                        settings.auth_method.as_str(),
+                        grants.join(",")
+                    );
+                }
+            }
+        }
+        ClientCommand::Show { id } => print_client(&clients::show(storage, &id).await?, None, json),
+        ClientCommand::Update { id, settings } => {
+            let current = clients::show(storage, &id).await?;
+            let updated = clients::update(
+                storage,
+                &mut rng,
+                now,
+                &id,
+                settings.apply(current.settings)?,
+            )
+            .await?;
+            print_client(&updated.client, updated.secret.as_deref(), json);
+        }
+        ClientCommand::RotateSecret { id } => {
+            let rotated = clients::rotate_secret(storage, &mut rng, now, &id).await?;
+            print_client(&rotated.client, rotated.secret.as_deref(), json);
+        }
+        ClientCommand::Delete { id } => {
+            clients::delete(storage, &id).await?;
+            if json {
+                println!("{}", serde_json::json!({ "deleted": id }));
+            } else {
+                println!("deleted client {id}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn client_json(client: &Client, secret: Option<&str>) -> serde_json::Value {
+    let mut value = serde_json::to_value(&client.settings).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("client_id".into(), client.id.clone().into());
+        object.insert("created_at".into(), client.created_at.0.into());
+        object.insert("updated_at".into(), client.updated_at.0.into());
+        if let Some(secret) = secret {
+            object.insert("client_secret".into(), secret.into());
+        }
+    }
+    value
+}
+
+fn print_client(client: &Client, secret: Option<&str>, json: bool) {
+    if json {
+        println!("{}", client_json(client, secret));
+        return;
+    }
+    let value = client_json(client, None);
+    println!("client_id: {}", client.id);
+    if let Some(object) = value.as_object() {
+        for (key, field) in object {
+            if key != "client_id" {
+                println!("{key}: {field}");
+            }
+        }
+    }
+    if let Some(secret) = secret {
+        println!("client_secret: {secret}");
+        println!("(the secret is shown only now; it is stored hashed and cannot be shown again)");
+    }
+}

@@ -1,0 +1,287 @@
+//! Configuration: a TOML file, then `TESSERA_…` environment overrides, then validation.
+//!
+//! Every field documents its meaning, unit and default; `deny_unknown_fields` makes a typo a
+//! startup error naming the key path. Environment variables map to keys by lower-casing and
+//! splitting on `__`: `TESSERA_SERVER__LISTEN=0.0.0.0:8080` sets `server.listen`. Values are read
+//! as TOML values when they parse as one (`true`, `300`, `["a"]`), else as strings.
+//! `TESSERA_CONFIG` names the file; variables starting `TESSERA_TEST_` belong to the test suite
+//! and are ignored here.
+
+mod sections;
+
+use std::path::Path;
+
+pub use sections::*;
+
+/// A configuration problem, with the key path it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not TOML.
+    #[error("configuration file {path} is not valid TOML: {message}")]
+    Syntax {
+        /// The file.
+        path: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key is unknown or a value has the wrong type.
+    #[error("configuration key `{key}`: {message}")]
+    Key {
+        /// The dotted key path.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads the file at `path` (if any), applies `TESSERA_…` overrides from `env`, and validates.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file or key that is wrong.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut tree = match path {
+            Some(path) => {
+                let display = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: display.clone(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Syntax {
+                        path: display,
+                        message: e.message().to_owned(),
+                    })?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("TESSERA_") else {
+                continue;
+            };
+            if rest == "CONFIG" || rest.starts_with("TEST_") {
+                continue;
+            }
+            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            insert(&mut tree, &path, parse_env_value(&value)).map_err(|message| {
+                ConfigError::Key {
+                    key: format!("{} (from {name})", path.join(".")),
+                    message,
+                }
+            })?;
+        }
+        let config: Self =
+            serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|e| {
+                ConfigError::Key {
+                    key: e.path().to_string(),
+                    message: e.inner().message().to_owned(),
+                }
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks relations between settings that types cannot express.
+    ///
+    /// # Errors
+    /// [`ConfigError::Key`] naming the offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |key: &str, message: String| {
+            Err(ConfigError::Key {
+                key: key.to_owned(),
+                message,
+            })
+        };
+        let tokens = &self.tokens;
+        if tokens.access_token_lifetime == 0
+            || tokens.access_token_lifetime > tokens.access_token_max_lifetime
+        {
+            return fail(
+                "tokens.access_token_lifetime",
+                format!(
+                    "must be between 1 and tokens.access_token_max_lifetime ({})",
+                    tokens.access_token_max_lifetime
+                ),
+            );
+        }
+        if self.refresh_tokens.reuse_grace_window > 60 {
+            return fail(
+                "refresh_tokens.reuse_grace_window",
+                "must be at most 60 seconds".into(),
+            );
+        }
+        if self.server.max_body_bytes < 1024 {
+            return fail("server.max_body_bytes", "must be at least 1024".into());
+        }
+        let issuer = self.issuer();
+        let is_https = issuer.starts_with("https://");
+        let is_http = issuer.starts_with("http://");
+        if !(is_https || is_http) || issuer.contains(['?', '#']) || issuer.ends_with('/') {
+            return fail("server.issuer", format!("{issuer:?} must be an http(s) URL without query, fragment or trailing slash (RFC 8414 §2)"));
+        }
+        if self.mode == Mode::Production {
+            if self.server.issuer.is_none() || !is_https {
+                return fail(
+                    "server.issuer",
+                    "production mode requires an explicit https issuer".into(),
+                );
+            }
+            if self.keys.encryption_key.is_none() && self.keys.encryption_key_file.is_none() {
+                return fail("keys.encryption_key", "production mode requires a key-encryption key (keys.encryption_key or keys.encryption_key_file)".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The issuer identifier: `server.issuer`, or `http://<server.listen>`.
+    #[must_use]
+    pub fn issuer(&self) -> String {
+        self.server
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.server.listen))
+    }
+}
+
+fn parse_env_value(value: &str) -> toml::Value {
+    format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut table| table.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()))
+}
+
+fn insert(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    match path {
+        [] => Err("empty key".into()),
+        [last] => {
+            table.insert(last.clone(), value);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(inner) => insert(inner, rest, value),
+                _ => Err(format!("`{first}` is not a section")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(file: &str, env: &[(&str, &str)]) -> Result<Config, String> {
+        let dir = std::env::temp_dir().join(format!(
+            "tessera-config-test-{}-{}",
+            std::process::id(),
+            file.len()
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let path = dir.join("tessera.toml");
+        std::fs::write(&path, file).map_err(|e| e.to_string())?;
+        Config::load(
+            Some(&path),
+            env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_match_design() -> Result<(), String> {
+        let config = Config::load(None, Vec::new()).map_err(|e| e.to_string())?;
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.issuer(), "http://127.0.0.1:8080");
+        assert_eq!(config.database.url, "sqlite://tessera.db");
+        assert_eq!(config.tokens.access_token_lifetime, 300);
+        assert_eq!(config.tokens.access_token_max_lifetime, 28_800);
+        assert_eq!(config.tokens.id_token_lifetime, 300);
+        assert_eq!(config.tokens.authorization_code_lifetime, 60);
+        let rt = &config.refresh_tokens;
+        assert_eq!(
+            (
+                rt.idle_timeout,
+                rt.offline_idle_timeout,
+                rt.offline_max_lifetime
+            ),
+            (1800, 2_592_000, 0)
+        );
+        assert!(rt.rotation && rt.reuse_detection);
+        assert_eq!(
+            (rt.max_reuse, rt.reuse_grace_window, rt.max_active_grants),
+            (0, 0, 50)
+        );
+        assert_eq!(config.sessions.max_lifetime, 36_000);
+        Ok(())
+    }
+
+    #[track_caller]
+    fn check_error(file: &str, env: &[(&str, &str)], expected: &str) {
+        match load(file, env) {
+            Ok(_) => panic!("expected an error containing {expected:?}"),
+            Err(actual) => assert!(
+                actual.contains(expected),
+                "{actual:?} does not contain {expected:?}"
+            ),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        check_error(
+            "[server]\nlistn = \"x\"\n",
+            &[],
+            "configuration key `server.listn`: unknown field `listn`",
+        );
+        check_error(
+            "[tokens]\naccess_token_lifetime = \"long\"\n",
+            &[],
+            "`tokens.access_token_lifetime`",
+        );
+        check_error(
+            "",
+            &[("TESSERA_REFRESH_TOKENS__BOGUS", "1")],
+            "`refresh_tokens.bogus`",
+        );
+        check_error(
+            "[refresh_tokens]\nreuse_grace_window = 61\n",
+            &[],
+            "`refresh_tokens.reuse_grace_window`",
+        );
+        check_error("mode = \"production\"\n", &[], "`server.issuer`");
+        check_error(
+            "[server]\nissuer = \"https://a.example/\"\n",
+            &[],
+            "`server.issuer`",
+        );
+    }
+
+    #[test]
+    fn environment_overrides_file() -> Result<(), String> {
+        let config = load(
+            "[server]\nlisten = \"127.0.0.1:9000\"\n",
+            &[
+                ("TESSERA_SERVER__LISTEN", "127.0.0.1:9001"),
+                ("TESSERA_REFRESH_TOKENS__ROTATION", "false"),
+                ("TESSERA_TEST_DATABASE_URL", "ignored"),
+            ],
+        )?;
+        assert_eq!(config.server.listen.port(), 9001);
+        assert!(!config.refresh_tokens.rotation);
+        Ok(())
+    }
+}

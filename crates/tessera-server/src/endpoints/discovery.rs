@@ -1,0 +1,53 @@
+//! Discovery (RFC 8414 §3; OIDC Discovery §4): `/.well-known/oauth-authorization-server` and
+//! `/.well-known/openid-configuration` serve the same document, listing only what is implemented.
+
+use axum::extract::State;
+use axum::Json;
+use tessera_core::AuthMethod;
+use tessera_types::discovery::ProviderMetadata;
+use tessera_types::token::GrantType;
+
+use crate::extract::client_auth::ASSERTION_ALGORITHMS;
+use crate::state::AppState;
+
+/// The grant types `/token` implements. Keep in step with `grants::handle`.
+pub const IMPLEMENTED_GRANT_TYPES: [GrantType; 1] = [GrantType::ClientCredentials];
+
+/// Builds the metadata document.
+#[must_use]
+pub fn metadata(state: &AppState) -> ProviderMetadata {
+    let mut id_token_algorithms = vec![state.config.keys.id_token_algorithm.as_str().to_owned()];
+    for alg in tessera_types::JwsAlgorithm::ALL {
+        if !id_token_algorithms.iter().any(|a| a == alg.as_str()) {
+            id_token_algorithms.push(alg.as_str().to_owned());
+        }
+    }
+    ProviderMetadata {
+        issuer: state.urls.issuer.clone(),
+        authorization_endpoint: None,
+        token_endpoint: state.urls.token_endpoint.clone(),
+        jwks_uri: state.urls.jwks_uri.clone(),
+        response_types_supported: Vec::new(),
+        grant_types_supported: IMPLEMENTED_GRANT_TYPES
+            .iter()
+            .map(|g| g.as_str().to_owned())
+            .collect(),
+        scopes_supported: Vec::new(),
+        token_endpoint_auth_methods_supported: AuthMethod::ALL
+            .iter()
+            .map(|m| m.as_str().to_owned())
+            .collect(),
+        token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect(),
+        subject_types_supported: vec!["public".into()],
+        id_token_signing_alg_values_supported: id_token_algorithms,
+        authorization_response_iss_parameter_supported: false,
+    }
+}
+
+/// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
+pub async fn get(State(state): State<AppState>) -> Json<ProviderMetadata> {
+    Json(metadata(&state))
+}

@@ -1,0 +1,28 @@
+//! Grant dispatch: one exhaustive `match` over the parsed request, one module per grant type.
+//!
+//! A grant type is handled only if it is implemented here; anything else was already refused
+//! with `unsupported_grant_type` when the request was parsed (`tessera_types::token`).
+
+pub mod client_credentials;
+
+use tessera_core::Client;
+use tessera_types::token::{AccessTokenRequest, TokenResponse};
+
+use crate::error::OAuthError;
+use crate::state::AppState;
+
+/// Runs the grant for an authenticated client.
+///
+/// # Errors
+/// The grant's OAuth error.
+pub async fn handle(
+    state: &AppState,
+    client: &Client,
+    request: AccessTokenRequest,
+) -> Result<TokenResponse, OAuthError> {
+    match request {
+        AccessTokenRequest::ClientCredentials(grant) => {
+            client_credentials::handle(state, client, &grant).await
+        }
+    }
+}

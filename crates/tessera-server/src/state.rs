@@ -1,0 +1,95 @@
+//! Shared application state, reached by handlers through `State<AppState>`.
+
+use std::sync::Arc;
+
+use tessera_core::grant::client_credentials::AccessTokenPolicy;
+use tessera_core::{Clock, Timestamp};
+use tessera_storage::Storage;
+
+use crate::config::Config;
+use crate::endpoints::metrics::Metrics;
+use crate::extract::client_auth::JwksCache;
+use crate::keys::KeyStore;
+
+/// Everything a request may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The parts of [`AppState`].
+pub struct Inner {
+    /// The loaded configuration.
+    pub config: Config,
+    /// Derived once from `config`.
+    pub urls: Urls,
+    /// The storage backend.
+    pub storage: Arc<dyn Storage>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Signing keys.
+    pub keys: Arc<KeyStore>,
+    /// Request counters and latency histograms.
+    pub metrics: Metrics,
+    /// Clients' fetched `jwks_uri` documents.
+    pub jwks_cache: JwksCache,
+}
+
+/// The server's own URLs, derived from the issuer.
+#[derive(Debug, Clone)]
+pub struct Urls {
+    /// The issuer identifier.
+    pub issuer: String,
+    /// `<issuer>/token`.
+    pub token_endpoint: String,
+    /// `<issuer>/jwks`.
+    pub jwks_uri: String,
+}
+
+impl AppState {
+    /// Builds the state.
+    #[must_use]
+    pub fn new(
+        config: Config,
+        storage: Arc<dyn Storage>,
+        clock: Arc<dyn Clock>,
+        keys: Arc<KeyStore>,
+    ) -> Self {
+        let issuer = config.issuer();
+        let urls = Urls {
+            token_endpoint: format!("{issuer}/token"),
+            jwks_uri: format!("{issuer}/jwks"),
+            issuer,
+        };
+        let jwks_cache = JwksCache::new(&config.client_auth);
+        Self(Arc::new(Inner {
+            config,
+            urls,
+            storage,
+            clock,
+            keys,
+            metrics: Metrics::default(),
+            jwks_cache,
+        }))
+    }
+
+    /// The current time.
+    #[must_use]
+    pub fn now(&self) -> Timestamp {
+        self.0.clock.now()
+    }
+
+    /// The access-token numbers the grant decisions need.
+    #[must_use]
+    pub fn access_token_policy(&self) -> AccessTokenPolicy {
+        AccessTokenPolicy {
+            lifetime: self.0.config.tokens.access_token_lifetime,
+            max_lifetime: self.0.config.tokens.access_token_max_lifetime,
+        }
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
