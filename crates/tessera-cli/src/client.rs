@@ -107,8 +107,7 @@ fn parse_grant(value: &str) -> Result<GrantType, String> {
 }
 
 fn parse_algorithm(value: &str) -> Result<JwsAlgorithm, String> {
-    JwsAlgorithm::parse(value)
-        .ok_or_else(|| format!("unknown algorithm {value:?} (ES256, RS256, EdDSA)"))
+    JwsAlgorithm::parse(value).ok_or_else(|| format!("unknown algorithm {value:?} (ES256, RS256, EdDSA)"))
 }
 
 impl SettingsArgs {
@@ -157,9 +156,7 @@ impl SettingsArgs {
         }
         if let Some(jwks) = self.jwks {
             let text = match jwks.strip_prefix('@') {
-                Some(path) => {
-                    std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?
-                }
+                Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
                 None => jwks,
             };
             base.jwks = Some(serde_json::from_str(&text).context("--jwks is not JSON")?);
@@ -208,8 +205,7 @@ pub async fn run(command: ClientCommand, storage: &dyn Storage, json: bool) -> a
     match command {
         ClientCommand::Create { id, settings } => {
             let defaults = create_defaults(&settings);
-            let registered =
-                clients::create(storage, &mut rng, now, id, settings.apply(defaults)?).await?;
+            let registered = clients::create(storage, &mut rng, now, id, settings.apply(defaults)?).await?;
             print_client(&registered.client, registered.secret.as_deref(), json);
         }
         ClientCommand::List => {
@@ -236,14 +232,7 @@ pub async fn run(command: ClientCommand, storage: &dyn Storage, json: bool) -> a
         ClientCommand::Show { id } => print_client(&clients::show(storage, &id).await?, None, json),
         ClientCommand::Update { id, settings } => {
             let current = clients::show(storage, &id).await?;
-            let updated = clients::update(
-                storage,
-                &mut rng,
-                now,
-                &id,
-                settings.apply(current.settings)?,
-            )
-            .await?;
+            let updated = clients::update(storage, &mut rng, now, &id, settings.apply(current.settings)?).await?;
             print_client(&updated.client, updated.secret.as_deref(), json);
         }
         ClientCommand::RotateSecret { id } => {

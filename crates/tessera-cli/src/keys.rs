@@ -23,16 +23,10 @@ pub enum KeysCommand {
 }
 
 fn parse_algorithm(value: &str) -> Result<JwsAlgorithm, String> {
-    JwsAlgorithm::parse(value)
-        .ok_or_else(|| format!("unknown algorithm {value:?} (ES256, RS256, EdDSA)"))
+    JwsAlgorithm::parse(value).ok_or_else(|| format!("unknown algorithm {value:?} (ES256, RS256, EdDSA)"))
 }
 
-pub async fn run(
-    command: KeysCommand,
-    config: &Config,
-    storage: &dyn Storage,
-    json: bool,
-) -> anyhow::Result<()> {
+pub async fn run(command: KeysCommand, config: &Config, storage: &dyn Storage, json: bool) -> anyhow::Result<()> {
     let now = SystemClock.now();
     let keys = KeyStore::open(storage, load_encryption_key(config)?, now).await?;
     match command {
@@ -51,9 +45,7 @@ pub async fn run(
                 println!("{}", serde_json::Value::Array(rows));
             } else {
                 for k in &records {
-                    let signing = keys
-                        .signer(k.algorithm, now)
-                        .is_some_and(|s| s.kid() == k.kid);
+                    let signing = keys.signer(k.algorithm, now).is_some_and(|s| s.kid() == k.kid);
                     println!(
                         "{:<40} {:<6} {:<9}{}",
                         k.kid,
@@ -75,13 +67,7 @@ pub async fn run(
                 .access_token_max_lifetime
                 .max(config.tokens.id_token_lifetime);
             let rotated = keys
-                .rotate(
-                    storage,
-                    &algorithms,
-                    now,
-                    config.keys.publication_delay,
-                    retire_after,
-                )
+                .rotate(storage, &algorithms, now, config.keys.publication_delay, retire_after)
                 .await?;
             if json {
                 println!("{}", serde_json::to_value(&rotated)?);

@@ -52,10 +52,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -72,17 +69,23 @@ fn main() -> std::process::ExitCode {
 }
 
 fn one_line(error: &anyhow::Error) -> String {
-    error
-        .chain()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
+    error.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref(), std::env::vars())?;
     let is_serve = matches!(cli.command, Command::Serve);
     init_tracing(&config, is_serve);
+    if is_serve {
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            mode = ?config.mode,
+            "starting Tessera on {} with issuer {} and database {}",
+            config.server.listen,
+            config.issuer(),
+            redact_url(&config.database.url)
+        );
+    }
     let storage = open_storage(&config).await?;
     let applied = storage.migrate().await.context("applying migrations")?;
     match cli.command {
@@ -103,33 +106,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, storage: Arc<dyn Storage>, applied: &[i64]) -> anyhow::Result<()> {
-    tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
-        listen = %config.server.listen,
-        issuer = %config.issuer(),
-        database = %redact_url(&config.database.url),
-        backend = storage.backend_name(),
-        mode = ?config.mode,
-        "starting Tessera on {} with issuer {} and database {}",
-        config.server.listen,
-        config.issuer(),
-        redact_url(&config.database.url)
-    );
     if !applied.is_empty() {
         tracing::info!(?applied, "applied database migrations");
     }
     if config.server.issuer.is_none() {
-        tracing::warn!("server.issuer is not set: using http://{} (set it to your public https URL in production)", config.server.listen);
+        tracing::warn!(
+            "server.issuer is not set: using http://{} (set it to your public https URL in production)",
+            config.server.listen
+        );
     }
     let clock = Arc::new(SystemClock);
     let kek = load_encryption_key(&config)?;
-    let keys = KeyStore::open(
-        storage.as_ref(),
-        kek,
-        tessera_core::Clock::now(clock.as_ref()),
-    )
-    .await
-    .context("loading signing keys")?;
+    let keys = KeyStore::open(storage.as_ref(), kek, tessera_core::Clock::now(clock.as_ref()))
+        .await
+        .context("loading signing keys")?;
     let listen = config.server.listen;
     let state = AppState::new(config, storage, clock, Arc::new(keys));
     let server = Server::bind(state, listen)
@@ -145,10 +135,7 @@ async fn serve(config: Config, storage: Arc<dyn Storage>, applied: &[i64]) -> an
 async fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn Storage>> {
     let url = config.database.url.as_str();
     let timeout = std::time::Duration::from_millis(config.database.timeout_ms);
-    if let Some(path) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    {
+    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
         let options = SqliteOptions {
             busy_timeout: timeout,
             readers: config.database.max_connections.clamp(1, 64),
@@ -196,8 +183,7 @@ fn init_tracing(config: &Config, is_serve: bool) {
     } else {
         "warn".to_owned()
     };
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -216,9 +202,6 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(
-            super::redact_url("sqlite://tessera.db"),
-            "sqlite://tessera.db"
-        );
+        assert_eq!(super::redact_url("sqlite://tessera.db"), "sqlite://tessera.db");
     }
 }

@@ -78,15 +78,9 @@ impl SigningKeyRecord {
 /// has not retired. A retiring key still signs if nothing newer has activated yet, so a rotation
 /// never leaves an algorithm without a signer.
 #[must_use]
-pub fn signer_for(
-    keys: &[SigningKeyRecord],
-    algorithm: JwsAlgorithm,
-    now: Timestamp,
-) -> Option<&SigningKeyRecord> {
+pub fn signer_for(keys: &[SigningKeyRecord], algorithm: JwsAlgorithm, now: Timestamp) -> Option<&SigningKeyRecord> {
     keys.iter()
-        .filter(|key| {
-            key.algorithm == algorithm && key.activates_at <= now && key.is_published(now)
-        })
+        .filter(|key| key.algorithm == algorithm && key.activates_at <= now && key.is_published(now))
         .max_by_key(|key| (key.activates_at, key.created_at))
 }
 
@@ -107,12 +101,7 @@ mod tests {
     }
 
     #[track_caller]
-    fn check(
-        keys: &[SigningKeyRecord],
-        now: i64,
-        expected_signer: Option<&str>,
-        expected_published: &[&str],
-    ) {
+    fn check(keys: &[SigningKeyRecord], now: i64, expected_signer: Option<&str>, expected_published: &[&str]) {
         let signer = signer_for(keys, JwsAlgorithm::ES256, Timestamp(now)).map(|k| k.kid.as_str());
         assert_eq!(signer, expected_signer, "signer at {now}");
         let published: Vec<_> = keys

@@ -11,10 +11,7 @@ impl Timestamp {
     /// This instant plus `seconds` (saturating).
     #[must_use]
     pub fn plus(self, seconds: u64) -> Self {
-        Self(
-            self.0
-                .saturating_add(i64::try_from(seconds).unwrap_or(i64::MAX)),
-        )
+        Self(self.0.saturating_add(i64::try_from(seconds).unwrap_or(i64::MAX)))
     }
 
     /// Whole seconds from `self` until `later`, or 0 if `later` is not after `self`.

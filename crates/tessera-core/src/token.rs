@@ -69,9 +69,7 @@ impl TokenKind {
         if token.len() != TOKEN_LEN || !token.is_ascii() {
             return None;
         }
-        let kind = Self::ALL
-            .into_iter()
-            .find(|kind| token.starts_with(kind.prefix()))?;
+        let kind = Self::ALL.into_iter().find(|kind| token.starts_with(kind.prefix()))?;
         let (head, tail) = token.split_at(PREFIX_LEN + BODY_LEN);
         let body = &head[PREFIX_LEN..];
         if !body

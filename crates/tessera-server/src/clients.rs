@@ -56,10 +56,7 @@ pub async fn create(
         Some(id) => validate_id(id)?,
         None => generated_id(rng),
     };
-    let generated = settings
-        .auth_method
-        .uses_secret()
-        .then(|| secret::generate(rng));
+    let generated = settings.auth_method.uses_secret().then(|| secret::generate(rng));
     let client = Client {
         id: id.clone(),
         secret_hash: generated.as_ref().map(|s| s.hash),
@@ -176,9 +173,7 @@ pub fn validate(settings: &ClientSettings) -> Result<(), ClientError> {
         (ClientType::Public, AuthMethod::None)
         | (
             ClientType::Confidential,
-            AuthMethod::ClientSecretBasic
-            | AuthMethod::ClientSecretPost
-            | AuthMethod::PrivateKeyJwt,
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost | AuthMethod::PrivateKeyJwt,
         ) => {}
         (ClientType::Public, method) => {
             return invalid(format!(
@@ -190,9 +185,7 @@ pub fn validate(settings: &ClientSettings) -> Result<(), ClientError> {
             return invalid("a confidential client must authenticate (not none)".into())
         }
     }
-    if settings.client_type == ClientType::Public
-        && settings.grant_types.contains(&GrantType::ClientCredentials)
-    {
+    if settings.client_type == ClientType::Public && settings.grant_types.contains(&GrantType::ClientCredentials) {
         return invalid("client_credentials needs a confidential client (RFC 6749 §4.4)".into());
     }
     if settings.auth_method == AuthMethod::PrivateKeyJwt {
@@ -201,18 +194,13 @@ pub fn validate(settings: &ClientSettings) -> Result<(), ClientError> {
                 let keys = jwks
                     .get("keys")
                     .and_then(serde_json::Value::as_array)
-                    .ok_or_else(|| {
-                        ClientError::Invalid("jwks must be a JWK Set: {\"keys\": [...]}".into())
-                    })?;
+                    .ok_or_else(|| ClientError::Invalid("jwks must be a JWK Set: {\"keys\": [...]}".into()))?;
                 if keys.is_empty() {
                     return invalid("jwks has no keys".into());
                 }
                 for key in keys {
                     if key.get("d").is_some() {
-                        return invalid(
-                            "jwks must hold public keys only (a key has a private \"d\" member)"
-                                .into(),
-                        );
+                        return invalid("jwks must hold public keys only (a key has a private \"d\" member)".into());
                     }
                     tessera_jose::VerifyingKey::from_jwk(key)
                         .map_err(|e| ClientError::Invalid(format!("jwks: {e}")))?;
@@ -230,14 +218,10 @@ pub fn validate(settings: &ClientSettings) -> Result<(), ClientError> {
     for uri in &settings.redirect_uris {
         let is_absolute = uri.starts_with("https://")
             || uri.starts_with("http://")
-            || uri
-                .split_once(':')
-                .is_some_and(|(scheme, _)| scheme.contains('.'));
+            || uri.split_once(':').is_some_and(|(scheme, _)| scheme.contains('.'));
         if !is_absolute || uri.contains('#') {
             // RFC 6749 §3.1.2: absolute, no fragment (private-use schemes like com.example.app: allowed).
-            return invalid(format!(
-                "redirect URI {uri:?} must be absolute and without a fragment"
-            ));
+            return invalid(format!("redirect URI {uri:?} must be absolute and without a fragment"));
         }
     }
     for scope in &settings.scopes {
@@ -245,25 +229,20 @@ pub fn validate(settings: &ClientSettings) -> Result<(), ClientError> {
             return invalid(format!("scope {scope:?} is not a single scope token"));
         }
     }
-    if settings.access_token_format == AccessTokenFormat::Opaque
-        && settings.access_token_algorithm.is_some()
-    {
+    if settings.access_token_format == AccessTokenFormat::Opaque && settings.access_token_algorithm.is_some() {
         return invalid("access_token_algorithm applies to jwt access tokens only".into());
     }
     Ok(())
 }
 
 fn validate_id(id: String) -> Result<String, ClientError> {
-    let is_valid = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    // RFC 6749 Appendix A.1: client_id = *VSCHAR; we also exclude the space.
+    let is_valid = !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| (0x21..=0x7e).contains(&b));
     if is_valid {
         Ok(id)
     } else {
         Err(ClientError::Invalid(format!(
-            "client id {id:?} must be 1–128 characters of A–Z a–z 0–9 - . _ ~"
+            "client id {id:?} must be 1–128 printable ASCII characters without spaces"
         )))
     }
 }

@@ -95,12 +95,8 @@ impl From<GrantError> for OAuthError {
         let code = error.code();
         // Scope and target errors may name what was refused: the client asked for it.
         let description: Option<Cow<'static, str>> = match &error {
-            GrantError::ScopeNotAllowed { missing } => {
-                Some(format!("scope not allowed: {}", missing.join(" ")).into())
-            }
-            GrantError::TargetNotAllowed { target } => {
-                Some(format!("target not allowed: {target}").into())
-            }
+            GrantError::ScopeNotAllowed { missing } => Some(format!("scope not allowed: {}", missing.join(" ")).into()),
+            GrantError::TargetNotAllowed { target } => Some(format!("target not allowed: {target}").into()),
             GrantError::MalformedScope(_) => Some("scope is malformed".into()),
             GrantError::GrantNotAllowed { .. } => None,
         };
@@ -114,9 +110,7 @@ impl From<GrantError> for OAuthError {
 impl From<RepositoryError> for OAuthError {
     fn from(error: RepositoryError) -> Self {
         match error {
-            RepositoryError::Unavailable(_) => {
-                Self::new(ErrorCode::TemporarilyUnavailable, error.to_string())
-            }
+            RepositoryError::Unavailable(_) => Self::new(ErrorCode::TemporarilyUnavailable, error.to_string()),
             _ => Self::new(ErrorCode::ServerError, error.to_string()),
         }
     }
@@ -126,10 +120,10 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = ErrorResponse {
             error: self.code,
-            error_description: Some(self.description.map_or_else(
-                || self.code.default_description().to_owned(),
-                Cow::into_owned,
-            )),
+            error_description: Some(
+                self.description
+                    .map_or_else(|| self.code.default_description().to_owned(), Cow::into_owned),
+            ),
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();

@@ -68,11 +68,7 @@ impl KeyStore {
     ///
     /// # Errors
     /// Storage failures, or a stored key that cannot be decrypted with `kek` (wrong key-encryption key).
-    pub async fn open(
-        storage: &dyn Storage,
-        kek: KeyEncryptionKey,
-        now: Timestamp,
-    ) -> Result<Self, KeyError> {
+    pub async fn open(storage: &dyn Storage, kek: KeyEncryptionKey, now: Timestamp) -> Result<Self, KeyError> {
         let store = Self {
             kek,
             current: ArcSwap::from_pointee(KeySet {
@@ -167,10 +163,7 @@ impl KeyStore {
             let activates_at = now.plus(publication_delay);
             let previous_retire_at = activates_at.plus(retire_after);
             let record = self.create_record(algorithm, now, activates_at)?;
-            storage
-                .signing_keys()
-                .rotate(&record, Some(previous_retire_at))
-                .await?;
+            storage.signing_keys().rotate(&record, Some(previous_retire_at)).await?;
             tracing::info!(kid = %record.kid, %algorithm, activates_at = activates_at.0, "rotated signing key");
             rotated.push(RotatedKey {
                 kid: record.kid,
@@ -233,8 +226,7 @@ impl KeyStore {
 /// An unreadable or malformed key, or production mode without one.
 pub fn load_encryption_key(config: &Config) -> Result<KeyEncryptionKey, KeyError> {
     let parse = |text: &str, source: &str| {
-        KeyEncryptionKey::from_base64(text)
-            .map_err(|e| KeyError::EncryptionKey(format!("{source}: {e}")))
+        KeyEncryptionKey::from_base64(text).map_err(|e| KeyError::EncryptionKey(format!("{source}: {e}")))
     };
     if let Some(secret) = &config.keys.encryption_key {
         return parse(&secret.0, "keys.encryption_key");
@@ -256,18 +248,13 @@ pub fn load_encryption_key(config: &Config) -> Result<KeyEncryptionKey, KeyError
             parse(&text, &path.display().to_string())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_generated_default => {
-            let kek =
-                KeyEncryptionKey::generate().map_err(|e| KeyError::EncryptionKey(e.to_string()))?;
-            write_private_file(&path, &kek.to_base64()).map_err(|e| {
-                KeyError::EncryptionKey(format!("cannot write {}: {e}", path.display()))
-            })?;
+            let kek = KeyEncryptionKey::generate().map_err(|e| KeyError::EncryptionKey(e.to_string()))?;
+            write_private_file(&path, &kek.to_base64())
+                .map_err(|e| KeyError::EncryptionKey(format!("cannot write {}: {e}", path.display())))?;
             tracing::warn!(path = %path.display(), "DEVELOPMENT MODE: generated a key-encryption key file; keep it with the database, and configure a real one in production");
             Ok(kek)
         }
-        Err(e) => Err(KeyError::EncryptionKey(format!(
-            "cannot read {}: {e}",
-            path.display()
-        ))),
+        Err(e) => Err(KeyError::EncryptionKey(format!("cannot read {}: {e}", path.display()))),
     }
 }
 

@@ -26,9 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::error::{ErrorReason, OAuthError};
@@ -41,7 +39,10 @@ pub fn app(state: AppState) -> Router {
     let request_timeout = Duration::from_secs(state.config.server.request_timeout);
     Router::new()
         .route("/.well-known/openid-configuration", get(endpoints::discovery::get))
-        .route("/.well-known/oauth-authorization-server", get(endpoints::discovery::get))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(endpoints::discovery::get),
+        )
         .route("/jwks", get(endpoints::jwks::get))
         .route("/token", post(endpoints::token::post))
         .route("/healthz", get(endpoints::health::healthz))
@@ -49,11 +50,22 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(endpoints::metrics::get))
         .fallback(not_found)
         .layer(middleware::from_fn(log_errors))
-        .layer(middleware::from_fn(move |request: Request, next: Next| time_limit(request_timeout, request, next)))
-        .layer(middleware::from_fn_with_state(state.clone(), endpoints::metrics::record))
-        .layer(CatchPanicLayer::custom(|_| OAuthError::new(tessera_types::ErrorCode::ServerError, "handler panicked").into_response()))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            time_limit(request_timeout, request, next)
+        }))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            endpoints::metrics::record,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            OAuthError::new(tessera_types::ErrorCode::ServerError, "handler panicked").into_response()
+        }))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-            let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let request_id = request
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -82,11 +94,9 @@ async fn log_errors(request: Request, next: Next) -> Response {
 async fn time_limit(limit: Duration, request: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => OAuthError::new(
-            tessera_types::ErrorCode::TemporarilyUnavailable,
-            "request timed out",
-        )
-        .into_response(),
+        Err(_) => {
+            OAuthError::new(tessera_types::ErrorCode::TemporarilyUnavailable, "request timed out").into_response()
+        }
     }
 }
 

@@ -23,6 +23,12 @@ impl Server {
         Ok(Self { state, listener })
     }
 
+    /// Serves on an already bound listener (tests bind first to learn the port for the issuer).
+    #[must_use]
+    pub fn with_listener(state: AppState, listener: TcpListener) -> Self {
+        Self { state, listener }
+    }
+
     /// The address actually bound.
     ///
     /// # Errors
@@ -36,10 +42,7 @@ impl Server {
     ///
     /// # Errors
     /// I/O errors of the listener.
-    pub async fn run(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let state = self.state;
         let grace = Duration::from_secs(state.config.server.shutdown_timeout);
         let reload = tokio::spawn(reload_keys(state.clone()));

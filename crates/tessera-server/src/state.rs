@@ -47,12 +47,7 @@ pub struct Urls {
 impl AppState {
     /// Builds the state.
     #[must_use]
-    pub fn new(
-        config: Config,
-        storage: Arc<dyn Storage>,
-        clock: Arc<dyn Clock>,
-        keys: Arc<KeyStore>,
-    ) -> Self {
+    pub fn new(config: Config, storage: Arc<dyn Storage>, clock: Arc<dyn Clock>, keys: Arc<KeyStore>) -> Self {
         let issuer = config.issuer();
         let urls = Urls {
             token_endpoint: format!("{issuer}/token"),

@@ -56,10 +56,7 @@ impl FormParams {
     /// The value of a parameter, if present and non-empty.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values
-            .get(name)
-            .and_then(|v| v.first())
-            .map(String::as_str)
+        self.values.get(name).and_then(|v| v.first()).map(String::as_str)
     }
 
     /// Removes and returns a parameter (the first value of a repeatable one).
@@ -74,10 +71,7 @@ impl FormParams {
 
     /// Inserts a parameter (used by tests and by callers merging sources).
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.values
-            .entry(name.into())
-            .or_default()
-            .push(value.into());
+        self.values.entry(name.into()).or_default().push(value.into());
     }
 }
 

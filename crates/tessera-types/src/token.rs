@@ -86,17 +86,13 @@ impl AccessTokenRequest {
     /// # Errors
     /// When `grant_type` is missing or not implemented.
     pub fn from_form(form: &mut FormParams) -> Result<Self, TokenRequestError> {
-        let grant_type = form
-            .take("grant_type")
-            .ok_or(TokenRequestError::MissingGrantType)?;
+        let grant_type = form.take("grant_type").ok_or(TokenRequestError::MissingGrantType)?;
         match GrantType::parse(&grant_type) {
-            Some(GrantType::ClientCredentials) => {
-                Ok(Self::ClientCredentials(ClientCredentialsGrant {
-                    scope: form.take("scope"),
-                    resource: form.take_all("resource"),
-                    audience: form.take_all("audience"),
-                }))
-            }
+            Some(GrantType::ClientCredentials) => Ok(Self::ClientCredentials(ClientCredentialsGrant {
+                scope: form.take("scope"),
+                resource: form.take_all("resource"),
+                audience: form.take_all("audience"),
+            })),
             _ => Err(TokenRequestError::UnsupportedGrantType(grant_type)),
         }
     }

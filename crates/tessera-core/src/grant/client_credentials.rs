@@ -57,8 +57,7 @@ pub fn decide(
     let scope = match &request.scope {
         None => allowed_scope,
         Some(asked) => {
-            let asked =
-                Scope::parse(asked).map_err(|e| GrantError::MalformedScope(e.to_string()))?;
+            let asked = Scope::parse(asked).map_err(|e| GrantError::MalformedScope(e.to_string()))?;
             // RFC 6749 §4.4.2 / §3.3: a scope the client may not have is invalid_scope.
             let missing = asked.missing_from(&allowed_scope);
             if !missing.is_empty() {
@@ -70,15 +69,8 @@ pub fn decide(
     // RFC 8707 §2: every requested resource must be one this client may get tokens for.
     let mut audience: Vec<String> = Vec::new();
     for target in request.resource.iter().chain(&request.audience) {
-        if !client
-            .settings
-            .audiences
-            .iter()
-            .any(|allowed| allowed == target)
-        {
-            return Err(GrantError::TargetNotAllowed {
-                target: target.clone(),
-            });
+        if !client.settings.audiences.iter().any(|allowed| allowed == target) {
+            return Err(GrantError::TargetNotAllowed { target: target.clone() });
         }
         if !audience.contains(target) {
             audience.push(target.clone());
@@ -138,12 +130,7 @@ mod tests {
     };
 
     #[track_caller]
-    fn check(
-        client: &Client,
-        scope: Option<&str>,
-        resource: &[&str],
-        expected: Result<(&str, &[&str], i64), &str>,
-    ) {
+    fn check(client: &Client, scope: Option<&str>, resource: &[&str], expected: Result<(&str, &[&str], i64), &str>) {
         let request = ClientCredentialsGrant {
             scope: scope.map(str::to_owned),
             resource: resource.iter().map(|s| (*s).to_owned()).collect(),
@@ -153,13 +140,7 @@ mod tests {
             .map(|plan| (plan.scope.to_string(), plan.audience, plan.expires_at.0))
             .map_err(|e| e.to_string());
         let expected = expected
-            .map(|(s, a, e)| {
-                (
-                    s.to_owned(),
-                    a.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>(),
-                    e,
-                )
-            })
+            .map(|(s, a, e)| (s.to_owned(), a.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>(), e))
             .map_err(str::to_owned);
         assert_eq!(actual, expected);
     }
@@ -171,11 +152,7 @@ mod tests {
             &cc,
             None,
             &[],
-            Ok((
-                "read write",
-                &["https://api.example", "https://other.example"],
-                1300,
-            )),
+            Ok(("read write", &["https://api.example", "https://other.example"], 1300)),
         );
         check(
             &cc,
@@ -189,7 +166,12 @@ mod tests {
             &[],
             Err("scopes not allowed for client: admin"),
         );
-        check(&cc, Some("re\"ad"), &[], Err("scope is malformed: scope token \"re\\\"ad\" contains a character outside %x21 / %x23-5B / %x5D-7E"));
+        check(
+            &cc,
+            Some("re\"ad"),
+            &[],
+            Err("scope is malformed: scope token \"re\\\"ad\" contains a character outside %x21 / %x23-5B / %x5D-7E"),
+        );
         check(
             &cc,
             None,

@@ -47,10 +47,7 @@ impl Config {
     ///
     /// # Errors
     /// [`ConfigError`] naming the file or key that is wrong.
-    pub fn load(
-        path: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, ConfigError> {
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let mut tree = match path {
             Some(path) => {
                 let display = path.display().to_string();
@@ -58,11 +55,10 @@ impl Config {
                     path: display.clone(),
                     source,
                 })?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| ConfigError::Syntax {
-                        path: display,
-                        message: e.message().to_owned(),
-                    })?
+                text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
+                    path: display,
+                    message: e.message().to_owned(),
+                })?
             }
             None => toml::Table::new(),
         };
@@ -74,19 +70,15 @@ impl Config {
                 continue;
             }
             let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
-            insert(&mut tree, &path, parse_env_value(&value)).map_err(|message| {
-                ConfigError::Key {
-                    key: format!("{} (from {name})", path.join(".")),
-                    message,
-                }
+            insert(&mut tree, &path, parse_env_value(&value)).map_err(|message| ConfigError::Key {
+                key: format!("{} (from {name})", path.join(".")),
+                message,
             })?;
         }
         let config: Self =
-            serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|e| {
-                ConfigError::Key {
-                    key: e.path().to_string(),
-                    message: e.inner().message().to_owned(),
-                }
+            serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|e| ConfigError::Key {
+                key: e.path().to_string(),
+                message: e.inner().message().to_owned(),
             })?;
         config.validate()?;
         Ok(config)
@@ -104,9 +96,7 @@ impl Config {
             })
         };
         let tokens = &self.tokens;
-        if tokens.access_token_lifetime == 0
-            || tokens.access_token_lifetime > tokens.access_token_max_lifetime
-        {
+        if tokens.access_token_lifetime == 0 || tokens.access_token_lifetime > tokens.access_token_max_lifetime {
             return fail(
                 "tokens.access_token_lifetime",
                 format!(
@@ -116,10 +106,7 @@ impl Config {
             );
         }
         if self.refresh_tokens.reuse_grace_window > 60 {
-            return fail(
-                "refresh_tokens.reuse_grace_window",
-                "must be at most 60 seconds".into(),
-            );
+            return fail("refresh_tokens.reuse_grace_window", "must be at most 60 seconds".into());
         }
         if self.server.max_body_bytes < 1024 {
             return fail("server.max_body_bytes", "must be at least 1024".into());
@@ -128,7 +115,10 @@ impl Config {
         let is_https = issuer.starts_with("https://");
         let is_http = issuer.starts_with("http://");
         if !(is_https || is_http) || issuer.contains(['?', '#']) || issuer.ends_with('/') {
-            return fail("server.issuer", format!("{issuer:?} must be an http(s) URL without query, fragment or trailing slash (RFC 8414 §2)"));
+            return fail(
+                "server.issuer",
+                format!("{issuer:?} must be an http(s) URL without query, fragment or trailing slash (RFC 8414 §2)"),
+            );
         }
         if self.mode == Mode::Production {
             if self.server.issuer.is_none() || !is_https {
@@ -138,7 +128,11 @@ impl Config {
                 );
             }
             if self.keys.encryption_key.is_none() && self.keys.encryption_key_file.is_none() {
-                return fail("keys.encryption_key", "production mode requires a key-encryption key (keys.encryption_key or keys.encryption_key_file)".into());
+                return fail(
+                    "keys.encryption_key",
+                    "production mode requires a key-encryption key (keys.encryption_key or keys.encryption_key_file)"
+                        .into(),
+                );
             }
         }
         Ok(())
@@ -186,19 +180,12 @@ mod tests {
     use super::*;
 
     fn load(file: &str, env: &[(&str, &str)]) -> Result<Config, String> {
-        let dir = std::env::temp_dir().join(format!(
-            "tessera-config-test-{}-{}",
-            std::process::id(),
-            file.len()
-        ));
+        let dir = std::env::temp_dir().join(format!("tessera-config-test-{}-{}", std::process::id(), file.len()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let path = dir.join("tessera.toml");
         std::fs::write(&path, file).map_err(|e| e.to_string())?;
-        Config::load(
-            Some(&path),
-            env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        )
-        .map_err(|e| e.to_string())
+        Config::load(Some(&path), env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -213,18 +200,11 @@ mod tests {
         assert_eq!(config.tokens.authorization_code_lifetime, 60);
         let rt = &config.refresh_tokens;
         assert_eq!(
-            (
-                rt.idle_timeout,
-                rt.offline_idle_timeout,
-                rt.offline_max_lifetime
-            ),
+            (rt.idle_timeout, rt.offline_idle_timeout, rt.offline_max_lifetime),
             (1800, 2_592_000, 0)
         );
         assert!(rt.rotation && rt.reuse_detection);
-        assert_eq!(
-            (rt.max_reuse, rt.reuse_grace_window, rt.max_active_grants),
-            (0, 0, 50)
-        );
+        assert_eq!((rt.max_reuse, rt.reuse_grace_window, rt.max_active_grants), (0, 0, 50));
         assert_eq!(config.sessions.max_lifetime, 36_000);
         Ok(())
     }
@@ -233,10 +213,7 @@ mod tests {
     fn check_error(file: &str, env: &[(&str, &str)], expected: &str) {
         match load(file, env) {
             Ok(_) => panic!("expected an error containing {expected:?}"),
-            Err(actual) => assert!(
-                actual.contains(expected),
-                "{actual:?} does not contain {expected:?}"
-            ),
+            Err(actual) => assert!(actual.contains(expected), "{actual:?} does not contain {expected:?}"),
         }
     }
 
@@ -252,22 +229,14 @@ mod tests {
             &[],
             "`tokens.access_token_lifetime`",
         );
-        check_error(
-            "",
-            &[("TESSERA_REFRESH_TOKENS__BOGUS", "1")],
-            "`refresh_tokens.bogus`",
-        );
+        check_error("", &[("TESSERA_REFRESH_TOKENS__BOGUS", "1")], "`refresh_tokens.bogus`");
         check_error(
             "[refresh_tokens]\nreuse_grace_window = 61\n",
             &[],
             "`refresh_tokens.reuse_grace_window`",
         );
         check_error("mode = \"production\"\n", &[], "`server.issuer`");
-        check_error(
-            "[server]\nissuer = \"https://a.example/\"\n",
-            &[],
-            "`server.issuer`",
-        );
+        check_error("[server]\nissuer = \"https://a.example/\"\n", &[], "`server.issuer`");
     }
 
     #[test]

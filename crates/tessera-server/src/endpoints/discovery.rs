@@ -28,15 +28,9 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
         token_endpoint: state.urls.token_endpoint.clone(),
         jwks_uri: state.urls.jwks_uri.clone(),
         response_types_supported: Vec::new(),
-        grant_types_supported: IMPLEMENTED_GRANT_TYPES
-            .iter()
-            .map(|g| g.as_str().to_owned())
-            .collect(),
+        grant_types_supported: IMPLEMENTED_GRANT_TYPES.iter().map(|g| g.as_str().to_owned()).collect(),
         scopes_supported: Vec::new(),
-        token_endpoint_auth_methods_supported: AuthMethod::ALL
-            .iter()
-            .map(|m| m.as_str().to_owned())
-            .collect(),
+        token_endpoint_auth_methods_supported: AuthMethod::ALL.iter().map(|m| m.as_str().to_owned()).collect(),
         token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS
             .iter()
             .map(|a| (*a).to_owned())

@@ -11,9 +11,8 @@ use crate::state::AppState;
 pub async fn get(State(state): State<AppState>) -> Response {
     let mut response = Json(state.keys.jwks(state.now())).into_response();
     // Short enough that a newly published key is seen well within the publication delay.
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
     response
 }

@@ -39,9 +39,7 @@ pub struct Metrics {
 impl Metrics {
     fn observe(&self, endpoint: &str, grant_type: &'static str, status: u16, seconds: f64) {
         if let Ok(mut requests) = self.requests.lock() {
-            *requests
-                .entry((endpoint.to_owned(), grant_type, status))
-                .or_default() += 1;
+            *requests.entry((endpoint.to_owned(), grant_type, status)).or_default() += 1;
         }
         if let Ok(mut latency) = self.latency.lock() {
             let histogram = latency.entry(endpoint.to_owned()).or_default();
@@ -66,16 +64,18 @@ impl Metrics {
                 let _ = writeln!(out, "tessera_http_requests_total{{endpoint=\"{endpoint}\",grant_type=\"{grant_type}\",status=\"{status}\"}} {count}");
             }
         }
-        out.push_str(
-            "# HELP tessera_http_request_duration_seconds HTTP request latency by endpoint.\n",
-        );
+        out.push_str("# HELP tessera_http_request_duration_seconds HTTP request latency by endpoint.\n");
         out.push_str("# TYPE tessera_http_request_duration_seconds histogram\n");
         if let Ok(latency) = self.latency.lock() {
             for (endpoint, histogram) in latency.iter() {
                 for (count, bound) in histogram.counts.iter().zip(BUCKETS) {
                     let _ = writeln!(out, "tessera_http_request_duration_seconds_bucket{{endpoint=\"{endpoint}\",le=\"{bound}\"}} {count}");
                 }
-                let _ = writeln!(out, "tessera_http_request_duration_seconds_bucket{{endpoint=\"{endpoint}\",le=\"+Inf\"}} {}", histogram.count);
+                let _ = writeln!(
+                    out,
+                    "tessera_http_request_duration_seconds_bucket{{endpoint=\"{endpoint}\",le=\"+Inf\"}} {}",
+                    histogram.count
+                );
                 let _ = writeln!(
                     out,
                     "tessera_http_request_duration_seconds_sum{{endpoint=\"{endpoint}\"}} {}",

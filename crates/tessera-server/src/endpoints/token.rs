@@ -21,16 +21,11 @@ use crate::state::AppState;
 pub async fn post(State(state): State<AppState>, form: Result<OAuthForm, OAuthError>) -> Response {
     let mut grant_label = None;
     let result = async {
-        let OAuthForm {
-            mut params,
-            headers,
-        } = form?;
+        let OAuthForm { mut params, headers } = form?;
         let client = client_auth::authenticate(&state, &headers, &mut params).await?;
         tracing::Span::current().record("client.id", client.id.as_str());
         let request = AccessTokenRequest::from_form(&mut params).map_err(|e| match e {
-            TokenRequestError::MissingGrantType => {
-                OAuthError::invalid_request("grant_type is missing")
-            }
+            TokenRequestError::MissingGrantType => OAuthError::invalid_request("grant_type is missing"),
             TokenRequestError::UnsupportedGrantType(name) => OAuthError::new(
                 tessera_types::ErrorCode::UnsupportedGrantType,
                 format!("grant type {name:?} is not supported"),

@@ -55,11 +55,7 @@ enum Presented {
 /// # Errors
 /// `invalid_request` for malformed or conflicting credentials, `invalid_client` for failed
 /// authentication, 503 when storage is unavailable.
-pub async fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-    form: &mut FormParams,
-) -> Result<Client, OAuthError> {
+pub async fn authenticate(state: &AppState, headers: &HeaderMap, form: &mut FormParams) -> Result<Client, OAuthError> {
     let authorization = headers.get(header::AUTHORIZATION);
     let used_header = authorization.is_some();
     let presented = presented_credentials(authorization.map(|value| value.as_bytes()), form)?;
@@ -117,14 +113,12 @@ pub async fn authenticate(
 }
 
 /// Reads the credentials from the Authorization header and the form, refusing more than one method.
-fn presented_credentials(
-    authorization: Option<&[u8]>,
-    form: &mut FormParams,
-) -> Result<Presented, OAuthError> {
+fn presented_credentials(authorization: Option<&[u8]>, form: &mut FormParams) -> Result<Presented, OAuthError> {
     let basic = match authorization {
-        Some(value) => Some(parse_basic(value).ok_or_else(|| {
-            OAuthError::invalid_client("malformed Basic authorization header", true)
-        })?),
+        Some(value) => Some(
+            parse_basic(value)
+                .ok_or_else(|| OAuthError::invalid_client("malformed Basic authorization header", true))?,
+        ),
         None => None,
     };
     let body_client_id = form.take("client_id");
@@ -153,8 +147,8 @@ fn presented_credentials(
         });
     }
     if let Some(secret) = body_secret {
-        let client_id = body_client_id
-            .ok_or_else(|| OAuthError::invalid_request("client_secret given without client_id"))?;
+        let client_id =
+            body_client_id.ok_or_else(|| OAuthError::invalid_request("client_secret given without client_id"))?;
         return Ok(Presented::Secret {
             client_id,
             secret,
@@ -163,14 +157,14 @@ fn presented_credentials(
     }
     if assertion.is_some() || assertion_type.is_some() {
         if assertion_type.as_deref() != Some(JWT_BEARER_ASSERTION) {
-            return Err(OAuthError::invalid_request("client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer"));
+            return Err(OAuthError::invalid_request(
+                "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ));
         }
-        let assertion =
-            assertion.ok_or_else(|| OAuthError::invalid_request("client_assertion is missing"))?;
+        let assertion = assertion.ok_or_else(|| OAuthError::invalid_request("client_assertion is missing"))?;
         // RFC 7523 §3: the client is the assertion's `sub`; a `client_id` parameter must agree.
-        let subject = unverified_subject(&assertion).ok_or_else(|| {
-            OAuthError::invalid_client("client_assertion is not a JWT with a sub claim", false)
-        })?;
+        let subject = unverified_subject(&assertion)
+            .ok_or_else(|| OAuthError::invalid_client("client_assertion is not a JWT with a sub claim", false))?;
         if body_client_id.as_ref().is_some_and(|id| *id != subject) {
             return Err(OAuthError::invalid_client(
                 "client_id differs from the assertion's sub",
@@ -184,10 +178,7 @@ fn presented_credentials(
     }
     match body_client_id {
         Some(client_id) => Ok(Presented::None { client_id }),
-        None => Err(OAuthError::invalid_client(
-            "no client authentication",
-            false,
-        )),
+        None => Err(OAuthError::invalid_client("no client authentication", false)),
     }
 }
 
@@ -220,11 +211,7 @@ fn unverified_subject(assertion: &str) -> Option<String> {
 }
 
 /// Checks a `private_key_jwt` assertion. Returns the reason on failure.
-async fn verify_assertion(
-    state: &AppState,
-    client: &Client,
-    assertion: &str,
-) -> Result<(), String> {
+async fn verify_assertion(state: &AppState, client: &Client, assertion: &str) -> Result<(), String> {
     let jwks = match (&client.settings.jwks, &client.settings.jwks_uri) {
         (Some(jwks), _) => jwks.clone(),
         (None, Some(uri)) => state.jwks_cache.get(uri).await?,
@@ -241,10 +228,7 @@ async fn verify_assertion(
         return Err("iss and sub must both be the client_id".into());
     }
     // RFC 7523 §3 item 3: aud identifies this server (its issuer or its token endpoint).
-    let accepted = [
-        state.urls.issuer.as_str(),
-        state.urls.token_endpoint.as_str(),
-    ];
+    let accepted = [state.urls.issuer.as_str(), state.urls.token_endpoint.as_str()];
     let names_us = match claims.get("aud") {
         Some(serde_json::Value::String(aud)) => accepted.contains(&aud.as_str()),
         Some(serde_json::Value::Array(auds)) => auds
@@ -266,9 +250,7 @@ async fn verify_assertion(
     if exp - now.0 > max_lifetime + skew {
         return Err(format!("exp is more than {max_lifetime} s ahead"));
     }
-    if number("nbf").is_some_and(|nbf| nbf > now.0 + skew)
-        || number("iat").is_some_and(|iat| iat > now.0 + skew)
-    {
+    if number("nbf").is_some_and(|nbf| nbf > now.0 + skew) || number("iat").is_some_and(|iat| iat > now.0 + skew) {
         return Err("assertion is not valid yet".into());
     }
     // RFC 7523 §3 item 7: the jti may be used once; remember it until the assertion expires.

@@ -40,8 +40,7 @@ impl FromRequest<AppState> for OAuthForm {
                 "the request body is larger than {limit} bytes or could not be read"
             ))
         })?;
-        let params =
-            FormParams::parse(&bytes).map_err(|e| OAuthError::invalid_request(e.to_string()))?;
+        let params = FormParams::parse(&bytes).map_err(|e| OAuthError::invalid_request(e.to_string()))?;
         Ok(Self {
             params,
             headers: parts.headers,

@@ -21,8 +21,6 @@ pub async fn handle(
     request: AccessTokenRequest,
 ) -> Result<TokenResponse, OAuthError> {
     match request {
-        AccessTokenRequest::ClientCredentials(grant) => {
-            client_credentials::handle(state, client, &grant).await
-        }
+        AccessTokenRequest::ClientCredentials(grant) => client_credentials::handle(state, client, &grant).await,
     }
 }

@@ -65,15 +65,12 @@ pub async fn issue_access_token(
                 .settings
                 .access_token_algorithm
                 .unwrap_or(state.config.keys.access_token_algorithm);
-            let key = state
-                .keys
-                .signer(algorithm, plan.issued_at)
-                .ok_or_else(|| {
-                    OAuthError::new(
-                        tessera_types::ErrorCode::ServerError,
-                        format!("no active {algorithm} signing key"),
-                    )
-                })?;
+            let key = state.keys.signer(algorithm, plan.issued_at).ok_or_else(|| {
+                OAuthError::new(
+                    tessera_types::ErrorCode::ServerError,
+                    format!("no active {algorithm} signing key"),
+                )
+            })?;
             let claims = AccessTokenClaims {
                 iss: &state.urls.issuer,
                 exp: plan.expires_at.0,
@@ -87,12 +84,8 @@ pub async fn issue_access_token(
                 jti: &jti,
                 scope: (!scope.is_empty()).then_some(scope.as_str()),
             };
-            key.sign_jwt("at+jwt", &claims).map_err(|e| {
-                OAuthError::new(
-                    tessera_types::ErrorCode::ServerError,
-                    format!("signing failed: {e}"),
-                )
-            })
+            key.sign_jwt("at+jwt", &claims)
+                .map_err(|e| OAuthError::new(tessera_types::ErrorCode::ServerError, format!("signing failed: {e}")))
         }
         AccessTokenFormat::Opaque => {
             let token = TokenKind::AccessToken.generate(&mut rand::rngs::OsRng);

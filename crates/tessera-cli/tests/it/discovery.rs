@@ -1,0 +1,89 @@
+//! Discovery (RFC 8414 §2, §3) validated against its required fields and against what the server does.
+
+use tessera_core::client::{AccessTokenFormat, AuthMethod};
+use tessera_types::token::GrantType;
+
+use crate::support::{service_client, TestServer};
+
+#[tokio::test]
+async fn metadata_is_complete_and_true() {
+    let server = TestServer::start().await;
+    let oauth = server.get_json("/.well-known/oauth-authorization-server").await;
+    let oidc = server.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(oauth, oidc, "both documents describe the same server");
+
+    // RFC 8414 §2 required members, and §3.3: issuer must equal the URL it was fetched under.
+    assert_eq!(oauth["issuer"], server.base.as_str());
+    assert!(oauth["response_types_supported"].is_array());
+    assert_eq!(oauth["token_endpoint"], server.url("/token"));
+    assert_eq!(oauth["jwks_uri"], server.url("/jwks"));
+    assert!(
+        oauth.get("authorization_endpoint").is_none(),
+        "no /authorize yet, so none advertised"
+    );
+    let id_token_algs = oauth["id_token_signing_alg_values_supported"].as_array().unwrap();
+    assert!(
+        id_token_algs.iter().any(|a| a == "RS256"),
+        "OIDC Discovery §3: RS256 must be listed"
+    );
+    assert!(
+        !oauth.to_string().contains("\"none\"]")
+            || oauth["token_endpoint_auth_methods_supported"]
+                .to_string()
+                .contains("none")
+    );
+
+    // jwks_uri answers with keys.
+    let jwks = server
+        .http
+        .get(oauth["jwks_uri"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert!(!jwks["keys"].as_array().unwrap().is_empty());
+
+    // Exactly the advertised grant types are served.
+    let advertised: Vec<String> = oauth["grant_types_supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_str().unwrap().to_owned())
+        .collect();
+    let mut settings = service_client(AuthMethod::ClientSecretBasic, AccessTokenFormat::Jwt);
+    settings.grant_types = GrantType::ALL.to_vec();
+    let (id, secret) = server.client("everything", settings).await;
+    let secret = secret.unwrap();
+    for grant in GrantType::ALL {
+        let (status, _, body) = server
+            .token(Some((&id, &secret)), &[("grant_type", grant.as_str())])
+            .await;
+        let is_supported = body["error"] != "unsupported_grant_type";
+        assert_eq!(
+            is_supported,
+            advertised.iter().any(|g| g == grant.as_str()),
+            "{} answered {status} {body}",
+            grant.as_str()
+        );
+    }
+
+    // Every advertised authentication method is one this server accepts (each has its own test in
+    // client_credentials.rs); none other is advertised.
+    let methods: Vec<&str> = oauth["token_endpoint_auth_methods_supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        methods,
+        ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+    );
+    let signing_algs = oauth["token_endpoint_auth_signing_alg_values_supported"].to_string();
+    assert!(
+        !signing_algs.contains("none") && !signing_algs.contains("HS"),
+        "{signing_algs}"
+    );
+}

@@ -1,0 +1,12 @@
+//! The single integration-test binary: the real server on an ephemeral port, real HTTP, real
+//! storage (SQLite files; PostgreSQL when `TESSERA_TEST_DATABASE_URL` is set), real third-party
+//! clients (`oauth2`, `jsonwebtoken`, `reqwest`) and the real `tessera` binary for the CLI.
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly by design")]
+
+mod cli;
+mod client_credentials;
+mod discovery;
+mod errors;
+mod keys;
+mod operations;
+mod support;
