@@ -1,1 +1,224 @@
+//! PostgreSQL backend for Tessera: many stateless nodes sharing one database.
+//!
+//! # Design
+//!
+//! A `deadpool-postgres` pool of `tokio-postgres` connections ([`PostgresOptions::max_connections`]).
+//! Every repository method is one statement in autocommit mode (so it is durable when it returns),
+//! except [`SigningKeyRepository::rotate`] and [`Storage::migrate`], which run in a transaction.
+//! Races between nodes are decided inside the database: `register_jti` is a single
+//! `INSERT … ON CONFLICT … DO UPDATE … WHERE` whose row count says whether the `jti` was fresh,
+//! and `migrate` takes a transaction-scoped advisory lock so two nodes starting at once apply
+//! each migration exactly once. Statements are prepared once per connection and cached
+//! (`prepare_cached`).
+//!
+//! # Schema
+//!
+//! Timestamps are BIGINT seconds, token hashes 32-byte BYTEA, client settings and access-token
+//! audiences JSON TEXT. The embedded `migrations/*.sql` files are recorded in
+//! `tessera_migrations`; a database with a version newer than this binary knows is refused.
+//!
+//! # Errors
+//!
+//! SQLSTATE 23505 is [`RepositoryError::Conflict`]; pool timeouts, connection failures and
+//! SQLSTATE classes 08 and 53 and 57P01–57P03 are [`RepositoryError::Unavailable`]; anything else
+//! is [`RepositoryError::Backend`]; an undecodable column is [`RepositoryError::Inconsistent`].
+#![deny(missing_docs)]
 
+mod error;
+mod repos;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tessera_storage::{
+    AccessTokenRepository, ClientAssertionRepository, ClientRepository, RepositoryError, SigningKeyRepository, Storage,
+};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use crate::error::{map_pg, map_pool};
+
+/// The embedded migrations: (version, name, SQL), in order.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+
+/// The advisory lock serialising migrations across nodes ("tessera" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0074_6573_7365_7261;
+
+/// Tuning for [`PostgresStorage`].
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// The most connections the pool opens. Default 16.
+    pub max_connections: usize,
+    /// How long to wait to connect, or for a free pooled connection, before the database counts
+    /// as unavailable. Default 5 s.
+    pub connect_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Tessera's storage in a PostgreSQL database. See the [crate docs](crate).
+#[derive(Clone)]
+pub struct PostgresStorage {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the configuration: it may hold a password.
+        f.debug_struct("PostgresStorage")
+            .field("status", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStorage {
+    /// Builds the pool for `url` (`postgres://user[:password]@host:port/database`, no TLS) and
+    /// opens one connection to check the database answers. Does not run migrations: call
+    /// [`Storage::migrate`].
+    ///
+    /// # Errors
+    /// [`RepositoryError::Backend`] for a malformed URL; [`RepositoryError::Unavailable`] when the
+    /// database cannot be reached within `connect_timeout`.
+    pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, RepositoryError> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| RepositoryError::Backend(format!("invalid PostgreSQL connection URL: {e}").into()))?;
+        config.connect_timeout(options.connect_timeout);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let timeout = Some(options.connect_timeout);
+        let pool = Pool::builder(manager)
+            .max_size(options.max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(timeout)
+            .create_timeout(timeout)
+            .recycle_timeout(timeout)
+            .build()
+            .map_err(|e| RepositoryError::Backend(Box::new(e)))?;
+        let storage = Self { pool };
+        drop(storage.client().await?);
+        Ok(storage)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, RepositoryError> {
+        self.pool.get().await.map_err(map_pool)
+    }
+
+    /// Runs one cached statement; returns the rows changed.
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, RepositoryError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(map_pg)?;
+        client.execute(&statement, params).await.map_err(map_pg)
+    }
+
+    /// Runs one cached query; returns its rows.
+    async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, RepositoryError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(map_pg)?;
+        client.query(&statement, params).await.map_err(map_pg)
+    }
+
+    /// Runs one cached query expected to return at most one row.
+    async fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, RepositoryError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(map_pg)?;
+        client.query_opt(&statement, params).await.map_err(map_pg)
+    }
+}
+
+#[async_trait]
+impl Storage for PostgresStorage {
+    fn clients(&self) -> &dyn ClientRepository {
+        self
+    }
+
+    fn signing_keys(&self) -> &dyn SigningKeyRepository {
+        self
+    }
+
+    fn client_assertions(&self) -> &dyn ClientAssertionRepository {
+        self
+    }
+
+    fn access_tokens(&self) -> &dyn AccessTokenRepository {
+        self
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "postgres"
+    }
+
+    #[tracing::instrument(name = "db.ping", skip_all)]
+    async fn ping(&self) -> Result<(), RepositoryError> {
+        let as_unavailable = |e: RepositoryError| match e {
+            RepositoryError::Unavailable(source) => RepositoryError::Unavailable(source),
+            other => RepositoryError::Unavailable(Box::new(other)),
+        };
+        self.query("SELECT 1", &[]).await.map(|_| ()).map_err(as_unavailable)
+    }
+
+    #[tracing::instrument(name = "db.migrate", skip_all)]
+    async fn migrate(&self) -> Result<Vec<i64>, RepositoryError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_pg)?;
+        // Held until commit or rollback: a second node waits here, then finds nothing to do.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(map_pg)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS tessera_migrations (
+                version BIGINT PRIMARY KEY,
+                name TEXT NOT NULL,
+                applied_at BIGINT NOT NULL
+            )",
+        )
+        .await
+        .map_err(map_pg)?;
+        let current: i64 = tx
+            .query_one("SELECT COALESCE(MAX(version), 0)::BIGINT FROM tessera_migrations", &[])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(map_pg)?;
+        let latest = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
+        if current > latest {
+            return Err(RepositoryError::Backend(
+                format!(
+                    "the database schema is at version {current}, but this Tessera binary only \
+                     knows migrations up to {latest}: refusing to run against a newer schema \
+                     (upgrade Tessera)"
+                )
+                .into(),
+            ));
+        }
+        let mut applied = Vec::new();
+        for &(version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > current) {
+            tx.batch_execute(sql).await.map_err(map_pg)?;
+            tx.execute(
+                "INSERT INTO tessera_migrations (version, name, applied_at)
+                 VALUES ($1, $2, EXTRACT(EPOCH FROM now())::BIGINT)",
+                &[&version, &name],
+            )
+            .await
+            .map_err(map_pg)?;
+            applied.push(version);
+        }
+        tx.commit().await.map_err(map_pg)?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "applied PostgreSQL migrations");
+        }
+        Ok(applied)
+    }
+}

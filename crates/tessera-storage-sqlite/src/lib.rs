@@ -1,1 +1,405 @@
+//! SQLite backend for Tessera: the embedded default, one file, no server.
+//!
+//! # Design (DESIGN §7)
+//!
+//! The database runs in WAL mode with `synchronous=FULL`, so a commit is durable (fsynced) when it
+//! returns, and readers never block the writer or each other.
+//!
+//! **Writes: one writer thread with group commit.** SQLite allows one writer at a time, and with
+//! `synchronous=FULL` each commit costs an fsync. Rather than have request tasks fight over the
+//! write lock, every write is sent as a boxed command over a bounded channel to one dedicated
+//! `std::thread` that owns the only read-write connection. The thread takes the first pending
+//! command, drains up to [`SqliteOptions::max_batch`] commands in all that are already queued,
+//! and runs them in **one** `BEGIN IMMEDIATE … COMMIT` transaction. Each command runs inside its
+//! own `SAVEPOINT`, so a command that fails (say, a duplicate id) is rolled back alone and the
+//! others still commit. Only after the single `COMMIT` (one fsync for the whole batch) does the
+//! thread reply to each caller through a `tokio::sync::oneshot`; so a response carrying a token is
+//! never sent before the token is on disk. Under load, batches grow by themselves: while one
+//! batch is being fsynced, the next one queues up. If the commit itself fails, every command of
+//! the batch reports the failure. Callers only `await` their reply; no async task ever blocks on
+//! SQLite. A caller that gives up (a cancelled request) does not cancel its command: it is atomic
+//! and simply commits or not. Dropping [`SqliteStorage`] closes the channel and joins the thread
+//! after the batch in hand.
+//!
+//! **Reads: a small pool of read-only connections** ([`SqliteOptions::readers`]), each query run
+//! on tokio's blocking pool, gated by a semaphore so at most that many run at once.
+//!
+//! Statements are prepared once per connection and cached (`prepare_cached`).
+//!
+//! # Schema
+//!
+//! Timestamps are INTEGER seconds, token hashes 32-byte BLOBs, client settings and access-token
+//! audiences JSON TEXT. [`SqliteStorage::open`] does not touch the schema;
+//! [`Storage::migrate`] applies the embedded `migrations/*.sql` files, recorded in
+//! `tessera_migrations`, all pending ones in one transaction.
+//!
+//! # Errors
+//!
+//! Uniqueness violations become [`RepositoryError::Conflict`]; busy/locked databases, files that
+//! cannot be opened, I/O errors and a stopped writer thread become
+//! [`RepositoryError::Unavailable`]; anything else is [`RepositoryError::Backend`]; an undecodable
+//! JSON or hash column is [`RepositoryError::Inconsistent`].
+#![deny(missing_docs)]
 
+mod error;
+mod repos;
+mod writer;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+use tessera_storage::{
+    AccessTokenRepository, ClientAssertionRepository, ClientRepository, RepositoryError, SigningKeyRepository, Storage,
+};
+use tokio::sync::Semaphore;
+
+use crate::error::{map_err, unavailable};
+pub use crate::writer::WriteStats;
+use crate::writer::Writer;
+
+/// The embedded migrations: (version, name, SQL), in order.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+
+/// Tuning for [`SqliteStorage`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// How long a connection waits for a lock held by another process before giving up
+    /// ([`RepositoryError::Unavailable`]). Default 5 s.
+    pub busy_timeout: Duration,
+    /// Read-only connections in the pool (at least 1). Default 4.
+    pub readers: usize,
+    /// The most write commands committed in one transaction (at least 1). Default 256.
+    pub max_batch: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            busy_timeout: Duration::from_secs(5),
+            readers: 4,
+            max_batch: 256,
+        }
+    }
+}
+
+/// Tessera's storage in one SQLite file. See the [crate docs](crate) for the design.
+pub struct SqliteStorage {
+    writer: Writer,
+    readers: Arc<Readers>,
+}
+
+impl std::fmt::Debug for SqliteStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStorage")
+            .field("writer_alive", &self.writer.is_alive())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStorage {
+    /// Opens (creating if missing) the database at `path`, switches it to WAL, opens the read
+    /// pool and starts the writer thread. Does not run migrations: call [`Storage::migrate`].
+    ///
+    /// Synchronous (a few milliseconds of file I/O); call it at startup, not per request. The
+    /// returned storage must be used from within a tokio runtime.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the file cannot be opened or is locked;
+    /// [`RepositoryError::Backend`] when it cannot be put in WAL mode (e.g. `:memory:`).
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<Self, RepositoryError> {
+        let conn = Connection::open(path).map_err(map_err)?;
+        conn.busy_timeout(options.busy_timeout).map_err(map_err)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(map_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(RepositoryError::Backend(
+                format!(
+                    "SQLite database {} cannot use WAL (journal_mode = {mode})",
+                    path.display()
+                )
+                .into(),
+            ));
+        }
+        conn.pragma_update(None, "synchronous", "FULL").map_err(map_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(map_err)?;
+        conn.set_prepared_statement_cache_capacity(64);
+
+        let count = options.readers.max(1);
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let readers = (0..count)
+            .map(|_| {
+                let reader = Connection::open_with_flags(path, flags)?;
+                reader.busy_timeout(options.busy_timeout)?;
+                reader.set_prepared_statement_cache_capacity(64);
+                Ok(reader)
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(map_err)?;
+
+        Ok(Self {
+            writer: Writer::start(conn, options.max_batch)?,
+            readers: Arc::new(Readers {
+                connections: Mutex::new(readers),
+                permits: Arc::new(Semaphore::new(count)),
+            }),
+        })
+    }
+
+    /// How many transactions and commands the writer thread has run: `commands / transactions`
+    /// is the average group-commit batch size.
+    #[must_use]
+    pub fn write_stats(&self) -> WriteStats {
+        self.writer.stats()
+    }
+
+    /// Runs `op` on the writer thread inside its own savepoint; returns once its batch committed.
+    async fn write<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Connection) -> Result<T, RepositoryError> + Send + 'static,
+    ) -> Result<T, RepositoryError> {
+        self.writer.submit(Box::new(op)).await
+    }
+
+    /// [`Self::write`] for operations that only fail with SQLite errors.
+    async fn write_sql<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, RepositoryError> {
+        self.write(move |conn| op(conn).map_err(map_err)).await
+    }
+
+    /// Runs `op` on a pooled read-only connection, on the blocking thread pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, RepositoryError> {
+        let permit = Arc::clone(&self.readers.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| unavailable("the SQLite reader pool is closed"))?;
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let lease = readers.lease()?;
+            op(lease.connection()?).map_err(map_err)
+        })
+        .await
+        .map_err(|e| RepositoryError::Backend(Box::new(e)))?
+    }
+}
+
+/// The read-only connections; a semaphore permit entitles its holder to one of them.
+struct Readers {
+    connections: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Readers {
+    fn lease(&self) -> Result<Lease<'_>, RepositoryError> {
+        let conn = self
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .ok_or_else(|| RepositoryError::Backend("SQLite reader pool is empty".into()))?;
+        Ok(Lease {
+            readers: self,
+            conn: Some(conn),
+        })
+    }
+}
+
+/// A borrowed reader connection, returned to the pool on drop (even if the query panicked).
+struct Lease<'a> {
+    readers: &'a Readers,
+    conn: Option<Connection>,
+}
+
+impl Lease<'_> {
+    fn connection(&self) -> Result<&Connection, RepositoryError> {
+        self.conn
+            .as_ref()
+            .ok_or_else(|| RepositoryError::Backend("SQLite reader lease is empty".into()))
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.readers
+                .connections
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
+        }
+    }
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    fn clients(&self) -> &dyn ClientRepository {
+        self
+    }
+
+    fn signing_keys(&self) -> &dyn SigningKeyRepository {
+        self
+    }
+
+    fn client_assertions(&self) -> &dyn ClientAssertionRepository {
+        self
+    }
+
+    fn access_tokens(&self) -> &dyn AccessTokenRepository {
+        self
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    #[tracing::instrument(name = "db.ping", skip_all)]
+    async fn ping(&self) -> Result<(), RepositoryError> {
+        if !self.writer.is_alive() {
+            return Err(unavailable("the SQLite writer thread has stopped"));
+        }
+        self.read(|conn| conn.prepare_cached("SELECT 1")?.query_row([], |_| Ok(())))
+            .await
+            .map_err(|e| match e {
+                RepositoryError::Unavailable(source) => RepositoryError::Unavailable(source),
+                other => RepositoryError::Unavailable(Box::new(other)),
+            })
+    }
+
+    #[tracing::instrument(name = "db.migrate", skip_all)]
+    async fn migrate(&self) -> Result<Vec<i64>, RepositoryError> {
+        let applied = self.write(apply_migrations).await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "applied SQLite migrations");
+        }
+        Ok(applied)
+    }
+}
+
+/// Applies pending migrations (runs on the writer, so inside one savepoint of one transaction).
+fn apply_migrations(conn: &Connection) -> Result<Vec<i64>, RepositoryError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS tessera_migrations (
+            version INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            applied_at INTEGER NOT NULL
+        )",
+    )
+    .map_err(map_err)?;
+    let current: i64 = conn
+        .query_row("SELECT COALESCE(MAX(version), 0) FROM tessera_migrations", [], |row| {
+            row.get(0)
+        })
+        .map_err(map_err)?;
+    let latest = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
+    if current > latest {
+        return Err(RepositoryError::Backend(
+            format!(
+                "the database schema is at version {current}, but this Tessera binary only knows \
+                 migrations up to {latest}: refusing to run against a newer schema (upgrade Tessera)"
+            )
+            .into(),
+        ));
+    }
+    let mut applied = Vec::new();
+    for &(version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > current) {
+        conn.execute_batch(sql).map_err(map_err)?;
+        conn.execute(
+            "INSERT INTO tessera_migrations (version, name, applied_at)
+             VALUES (?1, ?2, CAST(strftime('%s', 'now') AS INTEGER))",
+            rusqlite::params![version, name],
+        )
+        .map_err(map_err)?;
+        applied.push(version);
+    }
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// A migrated storage plus a raw connection to the same file, to plant bad rows.
+    async fn storage_and_raw() -> Result<(tempfile::TempDir, SqliteStorage, Connection), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("t.db");
+        let storage = SqliteStorage::open(&path, SqliteOptions::default())?;
+        assert_eq!(storage.migrate().await?, vec![1]);
+        let raw = Connection::open(&path)?;
+        raw.busy_timeout(Duration::from_secs(5))?;
+        Ok((dir, storage, raw))
+    }
+
+    #[tokio::test]
+    async fn refuses_a_newer_schema() -> TestResult {
+        let (_dir, storage, raw) = storage_and_raw().await?;
+        raw.execute("INSERT INTO tessera_migrations VALUES (999, 'future', 0)", [])?;
+        let result = storage.migrate().await;
+        assert!(
+            matches!(&result, Err(RepositoryError::Backend(e)) if e.to_string().contains("999")),
+            "{result:?}"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn undecodable_rows_are_inconsistent() -> TestResult {
+        let (_dir, storage, raw) = storage_and_raw().await?;
+        raw.execute_batch(
+            "INSERT INTO clients VALUES ('bad-json', NULL, '{', 0, 0);
+             INSERT INTO clients VALUES ('bad-hash', x'0102', '{}', 0, 0);
+             INSERT INTO signing_keys VALUES ('k', 'none', '{}', x'00', 0, 0, NULL);",
+        )?;
+        let cases: [(&str, &str); 2] = [("bad-json", "settings"), ("bad-hash", "secret_hash")];
+        for (id, expected_column) in cases {
+            let result = storage.clients().lookup(id).await;
+            assert!(
+                matches!(&result, Err(RepositoryError::Inconsistent { table: "clients", column, id: got })
+                    if *column == expected_column && got == id),
+                "{id}: {result:?}"
+            );
+        }
+        let keys = storage.signing_keys().list().await;
+        assert!(
+            matches!(
+                &keys,
+                Err(RepositoryError::Inconsistent {
+                    column: "algorithm",
+                    ..
+                })
+            ),
+            "{keys:?}"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_write_lock_held_elsewhere_makes_writes_unavailable() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("t.db");
+        let options = SqliteOptions {
+            busy_timeout: Duration::from_millis(50),
+            ..SqliteOptions::default()
+        };
+        let storage = SqliteStorage::open(&path, options)?;
+        storage.migrate().await?;
+        let raw = Connection::open(&path)?;
+        raw.execute_batch("BEGIN IMMEDIATE")?;
+        let result = storage.clients().remove("anyone").await;
+        assert!(matches!(result, Err(RepositoryError::Unavailable(_))), "{result:?}");
+        raw.execute_batch("ROLLBACK")?;
+        assert!(!storage.clients().remove("anyone").await?);
+        storage.ping().await?;
+        Ok(())
+    }
+}

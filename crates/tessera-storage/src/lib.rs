@@ -88,11 +88,7 @@ pub trait SigningKeyRepository: Send + Sync {
     ///
     /// # Errors
     /// [`RepositoryError::Conflict`] when the `kid` exists; backend errors.
-    async fn rotate(
-        &self,
-        key: &SigningKeyRecord,
-        retire_at: Option<Timestamp>,
-    ) -> Result<(), RepositoryError>;
+    async fn rotate(&self, key: &SigningKeyRecord, retire_at: Option<Timestamp>) -> Result<(), RepositoryError>;
 
     /// Deletes keys that retired at or before `now`; returns how many.
     ///
@@ -153,10 +149,7 @@ pub trait AccessTokenRepository: Send + Sync {
     ///
     /// # Errors
     /// Backend errors.
-    async fn find_by_hash(
-        &self,
-        hash: &TokenHash,
-    ) -> Result<Option<AccessTokenRecord>, RepositoryError>;
+    async fn find_by_hash(&self, hash: &TokenHash) -> Result<Option<AccessTokenRecord>, RepositoryError>;
 
     /// Deletes up to `limit` tokens that expired before `now`; returns how many.
     ///

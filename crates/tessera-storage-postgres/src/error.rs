@@ -1,0 +1,96 @@
+//! Mapping PostgreSQL and pool errors onto [`RepositoryError`].
+
+use std::error::Error as _;
+
+use deadpool_postgres::PoolError;
+use tessera_core::TokenHash;
+use tessera_storage::RepositoryError;
+use tokio_postgres::error::SqlState;
+
+/// Maps a driver error: SQLSTATE 23505 is a conflict; connection exceptions (class 08),
+/// insufficient resources (53), shutdowns (57P01–57P03), I/O failures, timeouts and closed
+/// connections mean the database is unavailable; anything else is a backend error.
+pub(crate) fn map_pg(error: tokio_postgres::Error) -> RepositoryError {
+    if let Some(state) = error.code() {
+        if *state == SqlState::UNIQUE_VIOLATION {
+            let message = error
+                .as_db_error()
+                .map_or_else(|| error.to_string(), |db| db.message().to_owned());
+            return RepositoryError::Conflict(message);
+        }
+        let code = state.code();
+        if code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03") {
+            return RepositoryError::Unavailable(Box::new(error));
+        }
+        return RepositoryError::Backend(Box::new(error));
+    }
+    if is_connection_failure(&error) {
+        RepositoryError::Unavailable(Box::new(error))
+    } else {
+        RepositoryError::Backend(Box::new(error))
+    }
+}
+
+/// Whether a non-SQLSTATE error is about the connection rather than the query. The driver's error
+/// kinds are private, so this looks at `is_closed`, an I/O source and the kind's fixed text.
+fn is_connection_failure(error: &tokio_postgres::Error) -> bool {
+    let text = error.to_string();
+    error.is_closed()
+        || error.source().is_some_and(|source| source.is::<std::io::Error>())
+        || [
+            "error connecting to server",
+            "timeout waiting for server",
+            "error communicating with the server",
+            "error performing TLS handshake",
+        ]
+        .iter()
+        .any(|prefix| text.starts_with(prefix))
+}
+
+/// Maps a failure to obtain a pooled connection: always unavailable, except a misbuilt pool.
+pub(crate) fn map_pool(error: PoolError) -> RepositoryError {
+    match error {
+        PoolError::NoRuntimeSpecified => RepositoryError::Backend(Box::new(error)),
+        PoolError::Backend(error) => match map_pg(error) {
+            RepositoryError::Backend(source) => RepositoryError::Unavailable(source),
+            other => other,
+        },
+        other => RepositoryError::Unavailable(Box::new(other)),
+    }
+}
+
+/// Decodes a 32-byte hash column.
+pub(crate) fn decode_hash(
+    bytes: Vec<u8>,
+    table: &'static str,
+    column: &'static str,
+    id: &str,
+) -> Result<TokenHash, RepositoryError> {
+    bytes
+        .try_into()
+        .map(TokenHash)
+        .map_err(|_| inconsistent(table, column, id))
+}
+
+/// Decodes a JSON column.
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
+    text: &str,
+    table: &'static str,
+    column: &'static str,
+    id: &str,
+) -> Result<T, RepositoryError> {
+    serde_json::from_str(text).map_err(|_| inconsistent(table, column, id))
+}
+
+/// Encodes a value for a JSON column.
+pub(crate) fn encode_json<T: serde::Serialize>(value: &T) -> Result<String, RepositoryError> {
+    serde_json::to_string(value).map_err(|e| RepositoryError::Backend(Box::new(e)))
+}
+
+pub(crate) fn inconsistent(table: &'static str, column: &'static str, id: &str) -> RepositoryError {
+    RepositoryError::Inconsistent {
+        table,
+        column,
+        id: id.to_owned(),
+    }
+}
