@@ -244,7 +244,7 @@ async fn serve_answers_and_stops_gracefully_on_sigterm() {
         .unwrap()
         .port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut child = cli
+    let child = cli
         .command(&["serve"])
         .env("TESSERA_SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("TESSERA_LOG__FORMAT", "json")
