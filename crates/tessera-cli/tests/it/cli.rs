@@ -186,7 +186,7 @@ fn key_commands_and_migrate() {
     let rotated = cli.json(&["keys", "rotate", "--algorithm", "ES256", "--json"]);
     assert_eq!(rotated[0]["algorithm"], "ES256");
     let keys = cli.json(&["keys", "list", "--json"]);
-    let es256: Vec<_> = keys
+    let mut es256: Vec<_> = keys
         .as_array()
         .unwrap()
         .iter()
