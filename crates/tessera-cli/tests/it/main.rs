@@ -10,3 +10,4 @@ mod errors;
 mod keys;
 mod operations;
 mod support;
+mod tidy;

@@ -253,4 +253,45 @@ mod tests {
         assert!(!config.refresh_tokens.rotation);
         Ok(())
     }
+
+    /// Every configuration key is documented in README.md's reference table, and every key there exists.
+    #[test]
+    fn readme_documents_every_key() -> Result<(), String> {
+        fn leaves(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+            for (key, value) in table {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                match value {
+                    toml::Value::Table(inner) => leaves(&path, inner, out),
+                    _ => out.push(path),
+                }
+            }
+        }
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+            .map_err(|e| e.to_string())?;
+        let documented: Vec<String> = readme
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split_once('`').map(|(key, _)| key.to_owned()))
+            .filter(|key| !key.starts_with('/') && !key.contains(' '))
+            .collect();
+        let defaults = toml::Table::try_from(Config::default()).map_err(|e| e.to_string())?;
+        let mut keys = Vec::new();
+        leaves("", &defaults, &mut keys);
+        // Options without a default are absent from the serialised defaults.
+        keys.extend(["server.issuer", "keys.encryption_key", "keys.encryption_key_file"].map(str::to_owned));
+        for key in &keys {
+            assert!(documented.contains(key), "README.md does not document `{key}`");
+        }
+        for key in documented.iter().filter(|key| key.contains('.') || *key == "mode") {
+            assert!(
+                keys.contains(key),
+                "README.md documents `{key}`, which is not a configuration key"
+            );
+        }
+        Ok(())
+    }
 }
