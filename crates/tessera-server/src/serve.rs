@@ -1,4 +1,5 @@
-//! Running the server: bind, serve, reload keys in the background, shut down gracefully.
+//! Running the server: bind, serve, reload keys and purge expired rows in the background, shut
+//! down gracefully.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -46,6 +47,7 @@ impl Server {
         let state = self.state;
         let grace = Duration::from_secs(state.config.server.shutdown_timeout);
         let reload = tokio::spawn(reload_keys(state.clone()));
+        let purge = tokio::spawn(purge_expired(state.clone()));
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
@@ -68,6 +70,7 @@ impl Server {
             }
         };
         reload.abort();
+        purge.abort();
         result
     }
 }
@@ -82,6 +85,49 @@ async fn reload_keys(state: AppState) {
             tracing::warn!(%error, "reloading signing keys failed; keeping the current set");
         }
     }
+}
+
+/// Rows deleted per statement by the purge job: small, so it never holds the writer for long.
+const PURGE_BATCH: u32 = 500;
+
+/// Every `database.purge_interval` seconds, deletes expired opaque access tokens (in small batches)
+/// and retired signing keys (DESIGN §5: the tables do not grow without bound, and requests are
+/// never blocked behind a large delete).
+async fn purge_expired(state: AppState) {
+    let interval = Duration::from_secs(state.config.database.purge_interval.max(1));
+    loop {
+        tokio::time::sleep(interval).await;
+        if let Err(error) = purge_once(&state).await {
+            tracing::warn!(%error, "purging expired rows failed; will retry");
+        }
+    }
+}
+
+/// One purge pass; returns how many rows were deleted.
+///
+/// # Errors
+/// Storage failures.
+pub async fn purge_once(state: &AppState) -> Result<u64, tessera_storage::RepositoryError> {
+    let now = state.now();
+    let mut deleted = 0;
+    loop {
+        let batch = state.storage.access_tokens().cleanup_expired(now, PURGE_BATCH).await?;
+        deleted += batch;
+        if batch < u64::from(PURGE_BATCH) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let retired = state.storage.signing_keys().remove_retired(now).await?;
+    if retired > 0 {
+        if let Err(error) = state.keys.reload(state.storage.as_ref()).await {
+            tracing::warn!(%error, "reloading signing keys after purge failed");
+        }
+    }
+    if deleted + retired > 0 {
+        tracing::info!(access_tokens = deleted, signing_keys = retired, "purged expired rows");
+    }
+    Ok(deleted + retired)
 }
 
 /// Completes on SIGTERM or Ctrl-C.

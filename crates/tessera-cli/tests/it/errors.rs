@@ -335,3 +335,46 @@ async fn no_input_yields_a_server_error() {
     let response = server.http.get(server.url("/token")).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 405);
 }
+
+#[tokio::test]
+async fn public_clients_authenticate_with_none_only() {
+    let server = TestServer::start().await;
+    let mut settings = service_client(AuthMethod::None, AccessTokenFormat::Jwt);
+    settings.client_type = tessera_core::ClientType::Public;
+    settings.grant_types = vec![GrantType::RefreshToken];
+    let (id, secret) = server.client("spa", settings).await;
+    assert!(secret.is_none());
+    // Authenticated by `none`; then refused for the grant, not for authentication.
+    check_error(
+        server
+            .token(None, &[("grant_type", "client_credentials"), ("client_id", &id)])
+            .await,
+        400,
+        "unauthorized_client",
+        false,
+    );
+    // A public client cannot authenticate with a secret.
+    check_error(
+        server
+            .token(Some((&id, "anything")), &[("grant_type", "client_credentials")])
+            .await,
+        401,
+        "invalid_client",
+        true,
+    );
+    check_error(
+        server
+            .token(
+                None,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", &id),
+                    ("client_secret", "x"),
+                ],
+            )
+            .await,
+        401,
+        "invalid_client",
+        false,
+    );
+}

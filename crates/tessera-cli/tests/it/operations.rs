@@ -110,3 +110,104 @@ async fn the_token_endpoint_on_postgresql() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn expired_tokens_and_retired_keys_are_purged() {
+    let server = TestServer::start().await;
+    let (id, secret) = server
+        .client(
+            "svc",
+            service_client(AuthMethod::ClientSecretBasic, AccessTokenFormat::Opaque),
+        )
+        .await;
+    let (_, _, body) = server
+        .token(
+            Some((&id, secret.as_deref().unwrap())),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    let hash = TokenHash::of(body["access_token"].as_str().unwrap());
+    server
+        .keys
+        .rotate(
+            server.storage.as_ref(),
+            &[tessera_types::JwsAlgorithm::ES256],
+            server.clock_now(),
+            0,
+            600,
+        )
+        .await
+        .unwrap();
+    assert_eq!(server.keys.records().len(), 4);
+
+    // Nothing has expired yet.
+    assert_eq!(tessera_server::serve::purge_once(&server.state).await.unwrap(), 0);
+    // The token expires after 300 s; the old ES256 key retires 600 s after the rotation.
+    server.clock.advance(301);
+    assert_eq!(tessera_server::serve::purge_once(&server.state).await.unwrap(), 1);
+    assert!(server
+        .storage
+        .access_tokens()
+        .find_by_hash(&hash)
+        .await
+        .unwrap()
+        .is_none());
+    server.clock.advance(300);
+    assert_eq!(tessera_server::serve::purge_once(&server.state).await.unwrap(), 1);
+    assert_eq!(
+        server.keys.records().len(),
+        3,
+        "the retired key is gone from storage and from the key set"
+    );
+}
+
+#[tokio::test]
+async fn a_database_outage_is_503_not_500() {
+    let Some(database) = tessera_testkit::postgres::TestDatabase::create().await else {
+        return;
+    };
+    let storage = tessera_storage_postgres::PostgresStorage::connect(database.url(), Default::default())
+        .await
+        .unwrap();
+    let server = TestServer::start_on(Arc::new(storage), tempfile::tempdir().unwrap(), |_| {}).await;
+    let (id, secret) = server
+        .client(
+            "svc-pg",
+            service_client(AuthMethod::ClientSecretBasic, AccessTokenFormat::Opaque),
+        )
+        .await;
+    let secret = secret.unwrap();
+    assert_eq!(
+        server
+            .token(Some((&id, &secret)), &[("grant_type", "client_credentials")])
+            .await
+            .0,
+        200
+    );
+
+    // The database goes away (its connections are terminated and it is dropped).
+    database.drop_database().await;
+    let readyz = server.http.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(readyz.status().as_u16(), 503);
+    let (status, headers, body) = server
+        .token(Some((&id, &secret)), &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("temporarily_unavailable")),
+        "{body}"
+    );
+    assert_eq!(headers.get("retry-after").map(|v| v.to_str().unwrap()), Some("1"));
+    // Discovery and JWKS need no database and keep working.
+    assert_eq!(
+        server
+            .http
+            .get(server.url("/jwks"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+}

@@ -21,6 +21,7 @@ pub struct TestServer {
     pub clock: MockClock,
     pub storage: Arc<dyn Storage>,
     pub keys: Arc<KeyStore>,
+    pub state: AppState,
     pub http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
@@ -59,7 +60,7 @@ impl TestServer {
             Arc::clone(&keys),
         );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(Server::with_listener(state, listener).run(async {
+        tokio::spawn(Server::with_listener(state.clone(), listener).run(async {
             let _ = rx.await;
         }));
         Self {
@@ -67,6 +68,7 @@ impl TestServer {
             clock,
             storage,
             keys,
+            state,
             http: reqwest::Client::new(),
             shutdown: Some(tx),
             _dir: dir,

@@ -88,6 +88,9 @@ pub struct DatabaseConfig {
     /// SQLite busy timeout and PostgreSQL connect timeout, milliseconds. Default 5000.
     #[serde(default = "default_busy_timeout_ms")]
     pub timeout_ms: u64,
+    /// Seconds between purges of expired tokens and retired keys (in small batches). Default 300.
+    #[serde(default = "default_purge_interval")]
+    pub purge_interval: u64,
 }
 
 /// `[keys]`
@@ -293,6 +296,9 @@ fn default_max_connections() -> usize {
 }
 fn default_busy_timeout_ms() -> u64 {
     5000
+}
+fn default_purge_interval() -> u64 {
+    300
 }
 fn default_access_token_algorithm() -> JwsAlgorithm {
     JwsAlgorithm::ES256

@@ -212,13 +212,20 @@ fn unverified_subject(assertion: &str) -> Option<String> {
 
 /// Checks a `private_key_jwt` assertion. Returns the reason on failure.
 async fn verify_assertion(state: &AppState, client: &Client, assertion: &str) -> Result<(), String> {
-    let jwks = match (&client.settings.jwks, &client.settings.jwks_uri) {
-        (Some(jwks), _) => jwks.clone(),
-        (None, Some(uri)) => state.jwks_cache.get(uri).await?,
+    let (_, claims) = match (&client.settings.jwks, &client.settings.jwks_uri) {
+        (Some(jwks), _) => verify_signature(assertion, jwks)?,
+        (None, Some(uri)) => {
+            let jwks = state.jwks_cache.get(uri, false).await?;
+            match verify_signature(assertion, &jwks) {
+                // The client may have rotated its keys since we cached its JWKS: fetch once more.
+                Err(_) if state.jwks_cache.may_refresh(uri) => {
+                    verify_signature(assertion, &state.jwks_cache.get(uri, true).await?)?
+                }
+                result => result?,
+            }
+        }
         (None, None) => return Err("no jwks or jwks_uri registered".into()),
     };
-    let (_, claims) = tessera_jose::verify_jwt(assertion, &jwks, &ASSERTION_ALGORITHMS)
-        .map_err(|e| format!("assertion signature: {e}"))?;
     let now = state.now();
     let policy = &state.config.client_auth;
     let string = |name: &str| claims.get(name).and_then(serde_json::Value::as_str);
@@ -267,6 +274,16 @@ async fn verify_assertion(state: &AppState, client: &Client, assertion: &str) ->
     Ok(())
 }
 
+fn verify_signature(
+    assertion: &str,
+    jwks: &serde_json::Value,
+) -> Result<(tessera_jose::JwsHeader, serde_json::Map<String, serde_json::Value>), String> {
+    tessera_jose::verify_jwt(assertion, jwks, &ASSERTION_ALGORITHMS).map_err(|e| format!("assertion signature: {e}"))
+}
+
+/// Least time between two fetches of one `jwks_uri` forced by a failed verification.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Clients' `jwks_uri` documents, fetched on demand and kept for `jwks_cache_ttl`.
 pub struct JwksCache {
     http: reqwest::Client,
@@ -290,11 +307,27 @@ impl JwksCache {
         }
     }
 
-    async fn get(&self, uri: &str) -> Result<serde_json::Value, String> {
-        if let Ok(entries) = self.entries.lock() {
-            if let Some((fetched, jwks)) = entries.get(uri) {
-                if fetched.elapsed() < self.ttl {
-                    return Ok(jwks.clone());
+    /// Whether a verification failure may trigger a refetch: the cached copy is old enough that
+    /// refetching cannot be used to make us hammer the client's server.
+    fn may_refresh(&self, uri: &str) -> bool {
+        self.entries
+            .lock()
+            .ok()
+            .and_then(|entries| {
+                entries
+                    .get(uri)
+                    .map(|(fetched, _)| fetched.elapsed() >= MIN_REFRESH_INTERVAL)
+            })
+            .unwrap_or(false)
+    }
+
+    async fn get(&self, uri: &str, force: bool) -> Result<serde_json::Value, String> {
+        if !force {
+            if let Ok(entries) = self.entries.lock() {
+                if let Some((fetched, jwks)) = entries.get(uri) {
+                    if fetched.elapsed() < self.ttl {
+                        return Ok(jwks.clone());
+                    }
                 }
             }
         }
