@@ -96,10 +96,15 @@ pub struct SettingsArgs {
     /// JWK Set URL for private_key_jwt.
     #[arg(long)]
     jwks_uri: Option<String>,
-    /// On update: clear the list options (grant types, scopes, audiences, redirect URIs) given
-    /// empty, i.e. replace lists instead of keeping them when none are given.
+    /// On update: replace every list option (grant types, scopes, audiences, redirect URIs) with
+    /// what is given, clearing those not given.
     #[arg(long)]
     replace_lists: bool,
+    /// All settings as JSON (inline or @file), in the shape `client show --json` prints; they
+    /// replace the current (or default) settings, and the other options given override them.
+    /// Use this for settings without an option of their own, such as `refresh_tokens`.
+    #[arg(long)]
+    settings: Option<String>,
 }
 
 fn parse_grant(value: &str) -> Result<GrantType, String> {
@@ -111,6 +116,25 @@ fn parse_algorithm(value: &str) -> Result<JwsAlgorithm, String> {
 }
 
 impl SettingsArgs {
+    /// The base settings: `--settings` if given, else `fallback`.
+    fn base(&mut self, fallback: ClientSettings) -> anyhow::Result<ClientSettings> {
+        let Some(settings) = self.settings.take() else {
+            return Ok(fallback);
+        };
+        let text = match settings.strip_prefix('@') {
+            Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
+            None => settings,
+        };
+        let mut value: serde_json::Value = serde_json::from_str(&text).context("--settings is not JSON")?;
+        if let Some(object) = value.as_object_mut() {
+            // Accept `client show --json` output as it is.
+            for key in ["client_id", "client_secret", "created_at", "updated_at"] {
+                object.remove(key);
+            }
+        }
+        serde_json::from_value(value).context("--settings")
+    }
+
     /// Applies the given options to `base`.
     fn apply(self, mut base: ClientSettings) -> anyhow::Result<ClientSettings> {
         if let Some(name) = self.name {
@@ -203,9 +227,9 @@ pub async fn run(command: ClientCommand, storage: &dyn Storage, json: bool) -> a
     let now = SystemClock.now();
     let mut rng = rand::rngs::OsRng;
     match command {
-        ClientCommand::Create { id, settings } => {
-            let defaults = create_defaults(&settings);
-            let registered = clients::create(storage, &mut rng, now, id, settings.apply(defaults)?).await?;
+        ClientCommand::Create { id, mut settings } => {
+            let base = settings.base(create_defaults(&settings))?;
+            let registered = clients::create(storage, &mut rng, now, id, settings.apply(base)?).await?;
             print_client(&registered.client, registered.secret.as_deref(), json);
         }
         ClientCommand::List => {
@@ -230,9 +254,10 @@ pub async fn run(command: ClientCommand, storage: &dyn Storage, json: bool) -> a
             }
         }
         ClientCommand::Show { id } => print_client(&clients::show(storage, &id).await?, None, json),
-        ClientCommand::Update { id, settings } => {
+        ClientCommand::Update { id, mut settings } => {
             let current = clients::show(storage, &id).await?;
-            let updated = clients::update(storage, &mut rng, now, &id, settings.apply(current.settings)?).await?;
+            let base = settings.base(current.settings)?;
+            let updated = clients::update(storage, &mut rng, now, &id, settings.apply(base)?).await?;
             print_client(&updated.client, updated.secret.as_deref(), json);
         }
         ClientCommand::RotateSecret { id } => {

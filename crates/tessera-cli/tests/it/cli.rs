@@ -152,6 +152,36 @@ fn client_commands_are_scriptable() {
     cli.fails(&["client", "create", "--redirect-uri", "/relative"], "redirect URI");
     cli.fails(&["client", "show", "nobody"], "not found");
 
+    // Settings without options of their own go through --settings, which takes `show --json` output.
+    let mut settings = cli.json(&["client", "show", "billing", "--json"]);
+    settings["refresh_tokens"] = serde_json::json!({ "rotation": false, "max_reuse": 2 });
+    let updated = cli.json(&[
+        "client",
+        "update",
+        "billing",
+        "--json",
+        "--settings",
+        &settings.to_string(),
+        "--name",
+        "Billing",
+    ]);
+    assert_eq!(
+        updated["refresh_tokens"],
+        serde_json::json!({ "rotation": false, "max_reuse": 2 })
+    );
+    assert_eq!(updated["name"], "Billing");
+    assert_eq!(updated["scopes"], serde_json::json!(["read", "write"]));
+    cli.fails(
+        &[
+            "client",
+            "update",
+            "billing",
+            "--settings",
+            r#"{"client_type":"confidential","bogus":1}"#,
+        ],
+        "bogus",
+    );
+
     let deleted = cli.json(&["client", "delete", "spa", "--json"]);
     assert_eq!(deleted["deleted"], "spa");
     cli.fails(&["client", "delete", "spa"], "not found");
