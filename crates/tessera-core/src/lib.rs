@@ -10,6 +10,8 @@ pub mod keys;
 pub mod scope;
 pub mod secret;
 pub mod time;
+#[cfg(test)]
+mod properties;
 pub mod token;
 
 pub use client::{AccessTokenFormat, AuthMethod, Client, ClientSettings, ClientType};

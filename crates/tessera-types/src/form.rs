@@ -104,3 +104,22 @@ mod tests {
         check("resource=a&resource=b", Ok(&[("resource", "a")]));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::FormParams;
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics_and_keeps_single_values(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(params) = FormParams::parse(&body) {
+                for (name, values) in &params.values {
+                    prop_assert!(!values.is_empty());
+                    prop_assert!(values.len() == 1 || super::REPEATABLE.contains(&name.as_str()));
+                }
+            }
+        }
+    }
+}
