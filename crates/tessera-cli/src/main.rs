@@ -44,7 +44,7 @@ enum Command {
     Migrate,
     /// Manage clients.
     #[command(subcommand)]
-    Client(client::ClientCommand),
+    Client(Box<client::ClientCommand>),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -100,7 +100,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Client(command) => client::run(command, storage.as_ref(), cli.json).await,
+        Command::Client(command) => client::run(*command, storage.as_ref(), cli.json).await,
         Command::Keys(command) => keys::run(command, &config, storage.as_ref(), cli.json).await,
     }
 }
