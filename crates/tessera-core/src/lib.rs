@@ -7,11 +7,11 @@
 pub mod client;
 pub mod grant;
 pub mod keys;
+#[cfg(test)]
+mod properties;
 pub mod scope;
 pub mod secret;
 pub mod time;
-#[cfg(test)]
-mod properties;
 pub mod token;
 
 pub use client::{AccessTokenFormat, AuthMethod, Client, ClientSettings, ClientType};
