@@ -180,6 +180,50 @@ pub struct ClientSettings {
     /// Refresh-token settings; empty = server defaults.
     #[serde(default)]
     pub refresh_tokens: RefreshTokenSettings,
+    /// Whether `/authorize` requires PKCE (RFC 7636). Always true for public clients. Default true.
+    #[serde(default = "default_true")]
+    pub require_pkce: bool,
+    /// Whether the `plain` PKCE method is accepted (legacy clients only). Default false.
+    #[serde(default)]
+    pub allow_plain_pkce: bool,
+    /// Whether the user must consent to this client's scopes (remembered per user, client and
+    /// scopes). Consent is always asked for `offline_access`. Default false (first-party app).
+    #[serde(default)]
+    pub require_consent: bool,
+    /// Where RP-initiated logout may send the browser afterwards, matched exactly.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for ClientSettings {
+    /// A confidential `client_secret_basic` client with JWT access tokens, no grants, no scopes.
+    fn default() -> Self {
+        Self {
+            name: None,
+            client_type: ClientType::Confidential,
+            auth_method: AuthMethod::ClientSecretBasic,
+            jwks: None,
+            jwks_uri: None,
+            redirect_uris: Vec::new(),
+            grant_types: Vec::new(),
+            scopes: Vec::new(),
+            audiences: Vec::new(),
+            access_token_format: AccessTokenFormat::Jwt,
+            access_token_algorithm: None,
+            id_token_algorithm: None,
+            access_token_lifetime: None,
+            id_token_lifetime: None,
+            refresh_tokens: RefreshTokenSettings::default(),
+            require_pkce: true,
+            allow_plain_pkce: false,
+            require_consent: false,
+            post_logout_redirect_uris: Vec::new(),
+        }
+    }
 }
 
 impl Client {

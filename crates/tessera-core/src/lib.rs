@@ -6,15 +6,21 @@
 
 pub mod client;
 pub mod grant;
+pub mod grant_record;
 pub mod keys;
 #[cfg(test)]
 mod properties;
 pub mod scope;
 pub mod secret;
+pub mod session;
 pub mod time;
 pub mod token;
+pub mod user;
 
 pub use client::{AccessTokenFormat, AuthMethod, Client, ClientSettings, ClientType};
 pub use scope::Scope;
 pub use time::{Clock, Timestamp};
+pub use grant_record::{AuthorizationCode, Grant, GrantKind};
+pub use session::SsoSession;
 pub use token::{TokenHash, TokenKind};
+pub use user::{User, UserClaims};

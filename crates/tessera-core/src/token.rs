@@ -21,6 +21,8 @@ pub enum TokenKind {
     AuthorizationCode,
     /// A server-generated client secret: `tsr_cs_`.
     ClientSecret,
+    /// An SSO session cookie: `tsr_ss_`.
+    SessionCookie,
 }
 
 const RANDOM_BYTES: usize = 32;
@@ -39,15 +41,12 @@ impl TokenKind {
             Self::RefreshToken => "tsr_rt_",
             Self::AuthorizationCode => "tsr_ac_",
             Self::ClientSecret => "tsr_cs_",
+            Self::SessionCookie => "tsr_ss_",
         }
     }
 
-    const ALL: [Self; 4] = [
-        Self::AccessToken,
-        Self::RefreshToken,
-        Self::AuthorizationCode,
-        Self::ClientSecret,
-    ];
+    const ALL: [Self; 5] =
+        [Self::AccessToken, Self::RefreshToken, Self::AuthorizationCode, Self::ClientSecret, Self::SessionCookie];
 
     /// Generates a fresh token of this kind from 256 bits of `rng`.
     #[must_use]

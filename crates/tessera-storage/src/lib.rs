@@ -13,7 +13,7 @@
 
 use async_trait::async_trait;
 use tessera_core::keys::SigningKeyRecord;
-use tessera_core::{Client, Timestamp, TokenHash};
+use tessera_core::{AuthorizationCode, Client, Grant, SsoSession, Timestamp, TokenHash, User};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +115,171 @@ pub trait ClientAssertionRepository: Send + Sync {
     ) -> Result<bool, RepositoryError>;
 }
 
+/// Local users.
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Stores a new user.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Conflict`] when the id or the username is taken; backend errors.
+    async fn add(&self, user: &User) -> Result<(), RepositoryError>;
+
+    /// The user with this id.
+    ///
+    /// # Errors
+    /// Backend errors; an undecodable row is [`RepositoryError::Inconsistent`].
+    async fn lookup(&self, user_id: &str) -> Result<Option<User>, RepositoryError>;
+
+    /// The user with this username (exact, case-sensitive match).
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn find_by_username(&self, username: &str) -> Result<Option<User>, RepositoryError>;
+
+    /// Every user, ordered by username.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn list(&self) -> Result<Vec<User>, RepositoryError>;
+
+    /// Replaces the stored user with the same id (every field but `id` and `created_at`).
+    /// Returns `false` when no such user exists.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Conflict`] when the new username is taken; backend errors.
+    async fn update(&self, user: &User) -> Result<bool, RepositoryError>;
+
+    /// Deletes a user. Returns `false` when no such user exists.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn remove(&self, user_id: &str) -> Result<bool, RepositoryError>;
+}
+
+/// SSO sessions.
+#[async_trait]
+pub trait SessionRepository: Send + Sync {
+    /// Stores a new session.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Conflict`] on a duplicate id or token hash; backend errors.
+    async fn add(&self, session: &SsoSession) -> Result<(), RepositoryError>;
+
+    /// The session with this id (ended and expired ones included: the caller decides).
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn lookup(&self, session_id: &str) -> Result<Option<SsoSession>, RepositoryError>;
+
+    /// The session whose cookie hashes to `token_hash`.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn find_by_token_hash(&self, token_hash: &TokenHash) -> Result<Option<SsoSession>, RepositoryError>;
+
+    /// Records activity: sets `last_active_at = now` if the session is not ended and `now` is later
+    /// than the stored value. Returns `false` when the session does not exist or is ended.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn touch(&self, session_id: &str, now: Timestamp) -> Result<bool, RepositoryError>;
+
+    /// Ends the session (`ended_at = now`) if it is not ended yet. Returns whether it was ended now.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn end(&self, session_id: &str, now: Timestamp) -> Result<bool, RepositoryError>;
+}
+
+/// Consent a user gave a client, remembered per (user, client) as a set of scopes.
+#[async_trait]
+pub trait ConsentRepository: Send + Sync {
+    /// The scopes `user_id` has consented to for `client_id` (empty if none).
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn find(&self, user_id: &str, client_id: &str) -> Result<Vec<String>, RepositoryError>;
+
+    /// Adds `scopes` to the consented set for (user, client) — a union with what was there.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn grant(&self, user_id: &str, client_id: &str, scopes: &[String], now: Timestamp) -> Result<(), RepositoryError>;
+
+    /// Forgets every consent of `user_id` for `client_id`. Returns whether there was one.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn revoke(&self, user_id: &str, client_id: &str) -> Result<bool, RepositoryError>;
+}
+
+/// Authorization codes (RFC 6749 §4.1.2), single use.
+#[async_trait]
+pub trait AuthorizationCodeRepository: Send + Sync {
+    /// Stores an issued code.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Conflict`] on a duplicate hash; backend errors.
+    async fn add(&self, code: &AuthorizationCode) -> Result<(), RepositoryError>;
+
+    /// The code with this hash, consumed or not.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn find_by_hash(&self, hash: &TokenHash) -> Result<Option<AuthorizationCode>, RepositoryError>;
+
+    /// Marks the code consumed at `now` if it is not consumed yet — one conditional update.
+    /// Returns `true` for exactly one of any number of concurrent callers; `false` if it was
+    /// already consumed or does not exist.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn consume(&self, hash: &TokenHash, now: Timestamp) -> Result<bool, RepositoryError>;
+
+    /// Deletes up to `limit` codes that expired before `now`; returns how many.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn cleanup_expired(&self, now: Timestamp, limit: u32) -> Result<u64, RepositoryError>;
+}
+
+/// Grants (token families).
+#[async_trait]
+pub trait GrantRepository: Send + Sync {
+    /// Stores a new grant.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Conflict`] on a duplicate id; backend errors.
+    async fn add(&self, grant: &Grant) -> Result<(), RepositoryError>;
+
+    /// The grant with this id (revoked ones included).
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn lookup(&self, grant_id: &str) -> Result<Option<Grant>, RepositoryError>;
+
+    /// Revokes the grant if it is not revoked yet (`revoked_at = now`, `revocation_reason = reason`),
+    /// and deletes the opaque access tokens issued from it, in one transaction.
+    /// Returns whether it was revoked now.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn revoke(&self, grant_id: &str, now: Timestamp, reason: &str) -> Result<bool, RepositoryError>;
+
+    /// Revokes every unrevoked *online* grant of the session (offline grants stay, DESIGN B9) and
+    /// deletes their opaque access tokens, in one transaction. Returns how many were revoked.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn revoke_online_for_session(&self, session_id: &str, now: Timestamp, reason: &str) -> Result<u64, RepositoryError>;
+
+    /// Every grant of a user, newest first.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn list_by_user(&self, user_id: &str) -> Result<Vec<Grant>, RepositoryError>;
+}
+
 /// An opaque access token as stored (the token itself never is).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessTokenRecord {
@@ -126,6 +291,8 @@ pub struct AccessTokenRecord {
     pub client_id: String,
     /// The user it was issued for; `None` for client credentials.
     pub subject: Option<String>,
+    /// The grant it was issued from; `None` for client credentials.
+    pub grant_id: Option<String>,
     /// The granted scope, space-delimited.
     pub scope: String,
     /// The audiences.
@@ -169,6 +336,16 @@ pub trait Storage: Send + Sync {
     fn client_assertions(&self) -> &dyn ClientAssertionRepository;
     /// Opaque access tokens.
     fn access_tokens(&self) -> &dyn AccessTokenRepository;
+    /// Local users.
+    fn users(&self) -> &dyn UserRepository;
+    /// SSO sessions.
+    fn sessions(&self) -> &dyn SessionRepository;
+    /// Remembered consent.
+    fn consents(&self) -> &dyn ConsentRepository;
+    /// Authorization codes.
+    fn authorization_codes(&self) -> &dyn AuthorizationCodeRepository;
+    /// Grants (token families).
+    fn grants(&self) -> &dyn GrantRepository;
 
     /// `sqlite` or `postgres`, for logs and metrics.
     fn backend_name(&self) -> &'static str;
