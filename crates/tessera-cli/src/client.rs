@@ -220,6 +220,7 @@ fn create_defaults(args: &SettingsArgs) -> ClientSettings {
         access_token_lifetime: None,
         id_token_lifetime: None,
         refresh_tokens: tessera_core::client::RefreshTokenSettings::default(),
+        ..ClientSettings::default()
     }
 }
 

@@ -4,10 +4,12 @@
 //! system's randomness: time comes in as [`Timestamp`] and randomness as `&mut dyn RngCore`.
 //! That is what lets every decision be tested with a table and a seeded RNG.
 
+pub mod authorize;
 pub mod client;
 pub mod grant;
 pub mod grant_record;
 pub mod keys;
+pub mod pkce;
 #[cfg(test)]
 mod properties;
 pub mod scope;

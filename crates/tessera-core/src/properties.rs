@@ -29,6 +29,7 @@ fn client(scopes: Vec<String>, audiences: Vec<String>) -> Client {
             access_token_lifetime: None,
             id_token_lifetime: None,
             refresh_tokens: Default::default(),
+            ..ClientSettings::default()
         },
         created_at: Timestamp(0),
         updated_at: Timestamp(0),

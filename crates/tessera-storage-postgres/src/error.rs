@@ -94,3 +94,11 @@ pub(crate) fn inconsistent(table: &'static str, column: &'static str, id: &str) 
         id: id.to_owned(),
     }
 }
+
+/// Reads column `index` of `row`.
+pub(crate) fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a tokio_postgres::Row,
+    index: usize,
+) -> Result<T, RepositoryError> {
+    row.try_get(index).map_err(map_pg)
+}

@@ -26,10 +26,16 @@
 //!
 //! Statements are prepared once per connection and cached (`prepare_cached`).
 //!
+//! Operations that touch several rows or tables (signing-key rotation, revoking a grant and
+//! deleting its opaque access tokens, merging consent) are one write command, so one savepoint:
+//! they commit together or not at all. Conditional updates (`consume`, `end`, `revoke`) are decided
+//! by the single writer, which runs commands one after another.
+//!
 //! # Schema
 //!
-//! Timestamps are INTEGER seconds, token hashes 32-byte BLOBs, client settings and access-token
-//! audiences JSON TEXT. [`SqliteStorage::open`] does not touch the schema;
+//! Timestamps are INTEGER seconds, token hashes 32-byte BLOBs, client settings, user claims,
+//! audiences, `amr` lists and consented scope sets JSON TEXT. There are no foreign keys between
+//! tables: rows are deleted independently (cleanup jobs, admin removal). [`SqliteStorage::open`] does not touch the schema;
 //! [`Storage::migrate`] applies the embedded `migrations/*.sql` files, recorded in
 //! `tessera_migrations`, all pending ones in one transaction.
 //!
@@ -41,7 +47,9 @@
 //! JSON or hash column is [`RepositoryError::Inconsistent`].
 #![deny(missing_docs)]
 
+mod accounts;
 mod error;
+mod grants;
 mod repos;
 mod writer;
 
@@ -52,7 +60,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use tessera_storage::{
-    AccessTokenRepository, ClientAssertionRepository, ClientRepository, RepositoryError, SigningKeyRepository, Storage,
+    AccessTokenRepository, AuthorizationCodeRepository, ClientAssertionRepository, ClientRepository,
+    ConsentRepository, GrantRepository, RepositoryError, SessionRepository, SigningKeyRepository, Storage,
+    UserRepository,
 };
 use tokio::sync::Semaphore;
 
@@ -61,7 +71,14 @@ pub use crate::writer::WriteStats;
 use crate::writer::Writer;
 
 /// The embedded migrations: (version, name, SQL), in order.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (
+        2,
+        "users_sessions_codes_grants",
+        include_str!("../migrations/0002_users_sessions_codes_grants.sql"),
+    ),
+];
 
 /// Tuning for [`SqliteStorage`].
 #[derive(Debug, Clone)]
@@ -257,6 +274,26 @@ impl Storage for SqliteStorage {
         self
     }
 
+    fn users(&self) -> &dyn UserRepository {
+        self
+    }
+
+    fn sessions(&self) -> &dyn SessionRepository {
+        self
+    }
+
+    fn consents(&self) -> &dyn ConsentRepository {
+        self
+    }
+
+    fn authorization_codes(&self) -> &dyn AuthorizationCodeRepository {
+        self
+    }
+
+    fn grants(&self) -> &dyn GrantRepository {
+        self
+    }
+
     fn backend_name(&self) -> &'static str {
         "sqlite"
     }
@@ -334,7 +371,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("t.db");
         let storage = SqliteStorage::open(&path, SqliteOptions::default())?;
-        assert_eq!(storage.migrate().await?, vec![1]);
+        assert_eq!(storage.migrate().await?, vec![1, 2]);
         let raw = Connection::open(&path)?;
         raw.busy_timeout(Duration::from_secs(5))?;
         Ok((dir, storage, raw))

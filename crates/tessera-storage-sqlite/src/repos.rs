@@ -234,21 +234,47 @@ impl ClientAssertionRepository for SqliteStorage {
     }
 }
 
-type TokenRow = (Vec<u8>, String, String, Option<String>, String, String, i64, i64);
+/// An `access_tokens` row as read, before its hash and audiences are decoded.
+struct TokenRow {
+    hash: Vec<u8>,
+    jti: String,
+    client_id: String,
+    subject: Option<String>,
+    grant_id: Option<String>,
+    scope: String,
+    audience: String,
+    issued_at: i64,
+    expires_at: i64,
+}
 
-fn decode_token(
-    (hash, jti, client_id, subject, scope, audience, issued_at, expires_at): TokenRow,
-) -> Result<AccessTokenRecord, RepositoryError> {
-    Ok(AccessTokenRecord {
-        hash: decode_hash(hash, "access_tokens", "hash", &jti)?,
-        audience: decode_json(&audience, "access_tokens", "audience", &jti)?,
-        jti,
-        client_id,
-        subject,
-        scope,
-        issued_at: Timestamp(issued_at),
-        expires_at: Timestamp(expires_at),
-    })
+impl TokenRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            hash: row.get(0)?,
+            jti: row.get(1)?,
+            client_id: row.get(2)?,
+            subject: row.get(3)?,
+            grant_id: row.get(4)?,
+            scope: row.get(5)?,
+            audience: row.get(6)?,
+            issued_at: row.get(7)?,
+            expires_at: row.get(8)?,
+        })
+    }
+
+    fn decode(self) -> Result<AccessTokenRecord, RepositoryError> {
+        Ok(AccessTokenRecord {
+            hash: decode_hash(self.hash, "access_tokens", "hash", &self.jti)?,
+            audience: decode_json(&self.audience, "access_tokens", "audience", &self.jti)?,
+            jti: self.jti,
+            client_id: self.client_id,
+            subject: self.subject,
+            grant_id: self.grant_id,
+            scope: self.scope,
+            issued_at: Timestamp(self.issued_at),
+            expires_at: Timestamp(self.expires_at),
+        })
+    }
 }
 
 #[async_trait]
@@ -259,15 +285,16 @@ impl AccessTokenRepository for SqliteStorage {
         let token = token.clone();
         self.write_sql(move |conn| {
             conn.prepare_cached(
-                "INSERT INTO access_tokens (hash, jti, client_id, subject, scope, audience,
+                "INSERT INTO access_tokens (hash, jti, client_id, subject, grant_id, scope, audience,
                                             issued_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 token.hash.0,
                 token.jti,
                 token.client_id,
                 token.subject,
+                token.grant_id,
                 token.scope,
                 audience,
                 token.issued_at.0,
@@ -283,25 +310,14 @@ impl AccessTokenRepository for SqliteStorage {
         let hash = hash.0;
         self.read(move |conn| {
             conn.prepare_cached(
-                "SELECT hash, jti, client_id, subject, scope, audience, issued_at, expires_at
+                "SELECT hash, jti, client_id, subject, grant_id, scope, audience, issued_at, expires_at
                  FROM access_tokens WHERE hash = ?1",
             )?
-            .query_row([hash], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    row.get(5)?,
-                    row.get(6)?,
-                    row.get(7)?,
-                ))
-            })
+            .query_row([hash], TokenRow::read)
             .optional()
         })
         .await?
-        .map(decode_token)
+        .map(TokenRow::decode)
         .transpose()
     }
 

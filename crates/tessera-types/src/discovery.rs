@@ -12,10 +12,28 @@ pub struct ProviderMetadata {
     pub authorization_endpoint: Option<String>,
     /// RFC 8414 §2: the token endpoint.
     pub token_endpoint: String,
+    /// OIDC Discovery §3: the UserInfo endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userinfo_endpoint: Option<String>,
+    /// OIDC RP-Initiated Logout §2.1: where RPs send the browser to log out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_session_endpoint: Option<String>,
     /// RFC 8414 §2: the JWK Set document.
     pub jwks_uri: String,
     /// RFC 8414 §2 (required): the `response_type` values supported; empty while no front channel exists.
     pub response_types_supported: Vec<String>,
+    /// RFC 8414 §2: the `response_mode` values supported.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub response_modes_supported: Vec<String>,
+    /// RFC 8414 §2 / RFC 7636: PKCE methods supported.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub code_challenge_methods_supported: Vec<String>,
+    /// OIDC Discovery (OpenID Connect Prompt Create §4.1): `prompt` values supported.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub prompt_values_supported: Vec<String>,
+    /// OIDC Discovery §3: claims the server can supply.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub claims_supported: Vec<String>,
     /// RFC 8414 §2: the grant types supported.
     pub grant_types_supported: Vec<String>,
     /// RFC 8414 §2: the scopes this server knows.

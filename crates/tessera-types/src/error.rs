@@ -22,6 +22,22 @@ pub enum ErrorCode {
     InvalidTarget,
     /// RFC 7009 §2.2.1: the token type cannot be revoked.
     UnsupportedTokenType,
+    /// RFC 6749 §4.1.2.1: the resource owner or the server denied the request.
+    AccessDenied,
+    /// RFC 6749 §4.1.2.1: the server does not support this `response_type`.
+    UnsupportedResponseType,
+    /// OIDC Core §3.1.2.6: `prompt=none` but the user must log in.
+    LoginRequired,
+    /// OIDC Core §3.1.2.6: `prompt=none` but the user must consent.
+    ConsentRequired,
+    /// OIDC Core §3.1.2.6: request objects are not supported.
+    RequestNotSupported,
+    /// OIDC Core §3.1.2.6: `request_uri` is not supported.
+    RequestUriNotSupported,
+    /// RFC 6750 §3.1: the access token is expired, revoked, malformed or invalid.
+    InvalidToken,
+    /// RFC 6750 §3.1: the access token lacks a required scope.
+    InsufficientScope,
     /// RFC 6749 §4.1.2.1: the server met an unexpected condition.
     ServerError,
     /// RFC 6749 §4.1.2.1: the server is temporarily unable to handle the request.
@@ -41,6 +57,14 @@ impl ErrorCode {
             Self::InvalidScope => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
             Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::AccessDenied => "access_denied",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
+            Self::RequestNotSupported => "request_not_supported",
+            Self::RequestUriNotSupported => "request_uri_not_supported",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
@@ -58,6 +82,14 @@ impl ErrorCode {
             Self::InvalidScope => "The requested scope is invalid, unknown, malformed, or exceeds the scope allowed.",
             Self::InvalidTarget => "The requested resource or audience is invalid, unknown, or not allowed for this client.",
             Self::UnsupportedTokenType => "The authorization server does not support the revocation of the presented token type.",
+            Self::AccessDenied => "The resource owner or authorization server denied the request.",
+            Self::UnsupportedResponseType => "The authorization server does not support obtaining an authorization code using this method.",
+            Self::LoginRequired => "The user must authenticate.",
+            Self::ConsentRequired => "The user must consent.",
+            Self::RequestNotSupported => "Request objects are not supported.",
+            Self::RequestUriNotSupported => "The request_uri parameter is not supported.",
+            Self::InvalidToken => "The access token is expired, revoked, malformed, or invalid.",
+            Self::InsufficientScope => "The access token does not have the scope this request requires.",
             Self::ServerError => "The authorization server encountered an unexpected condition.",
             Self::TemporarilyUnavailable => "The authorization server is temporarily unable to handle the request.",
         }

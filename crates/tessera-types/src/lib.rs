@@ -4,6 +4,7 @@
 //! This crate has no policy and no I/O.
 #![deny(missing_docs)]
 
+pub mod authorize;
 pub mod discovery;
 pub mod error;
 pub mod form;

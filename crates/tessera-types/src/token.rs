@@ -56,8 +56,27 @@ impl GrantType {
 /// A token request, parsed once at the edge: one variant per grant type the server implements.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccessTokenRequest {
+    /// `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.5).
+    AuthorizationCode(AuthorizationCodeGrant),
     /// `grant_type=client_credentials` (RFC 6749 §4.4.2).
     ClientCredentials(ClientCredentialsGrant),
+}
+
+/// The parameters of an authorization-code request.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct AuthorizationCodeGrant {
+    /// The code (a secret: redacted from `Debug`).
+    pub code: Option<String>,
+    /// Must equal the `redirect_uri` of the authorization request.
+    pub redirect_uri: Option<String>,
+    /// The PKCE verifier (a secret: redacted from `Debug`).
+    pub code_verifier: Option<String>,
+}
+
+impl std::fmt::Debug for AuthorizationCodeGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizationCodeGrant").field("redirect_uri", &self.redirect_uri).finish_non_exhaustive()
+    }
 }
 
 /// The parameters of a client-credentials request.
@@ -88,6 +107,11 @@ impl AccessTokenRequest {
     pub fn from_form(form: &mut FormParams) -> Result<Self, TokenRequestError> {
         let grant_type = form.take("grant_type").ok_or(TokenRequestError::MissingGrantType)?;
         match GrantType::parse(&grant_type) {
+            Some(GrantType::AuthorizationCode) => Ok(Self::AuthorizationCode(AuthorizationCodeGrant {
+                code: form.take("code"),
+                redirect_uri: form.take("redirect_uri"),
+                code_verifier: form.take("code_verifier"),
+            })),
             Some(GrantType::ClientCredentials) => Ok(Self::ClientCredentials(ClientCredentialsGrant {
                 scope: form.take("scope"),
                 resource: form.take_all("resource"),
@@ -101,6 +125,7 @@ impl AccessTokenRequest {
     #[must_use]
     pub fn grant_type(&self) -> GrantType {
         match self {
+            Self::AuthorizationCode(_) => GrantType::AuthorizationCode,
             Self::ClientCredentials(_) => GrantType::ClientCredentials,
         }
     }

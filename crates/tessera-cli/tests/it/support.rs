@@ -156,6 +156,7 @@ pub fn service_client(auth_method: AuthMethod, format: AccessTokenFormat) -> Cli
         access_token_lifetime: None,
         id_token_lifetime: None,
         refresh_tokens: RefreshTokenSettings::default(),
+        ..ClientSettings::default()
     }
 }
 

@@ -118,6 +118,7 @@ mod tests {
                 access_token_lifetime: lifetime,
                 id_token_lifetime: None,
                 refresh_tokens: Default::default(),
+                ..ClientSettings::default()
             },
             created_at: Timestamp(0),
             updated_at: Timestamp(0),

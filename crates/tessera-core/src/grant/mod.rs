@@ -1,6 +1,7 @@
 //! Grant decisions: each module validates a token request against a client and policy and returns a
 //! *plan* that the server carries out. Validation never touches storage; issuing never re-decides.
 
+pub mod authorization_code;
 pub mod client_credentials;
 
 use tessera_types::ErrorCode;
@@ -24,6 +25,44 @@ pub enum GrantError {
         /// The scopes that are not allowed.
         missing: Vec<String>,
     },
+    /// The code or token was issued to another client (RFC 6749 §4.1.3, DESIGN B8).
+    #[error("code was issued to client {expected}, not {actual}")]
+    ClientMismatch {
+        /// The client it was issued to.
+        expected: String,
+        /// The client that presented it.
+        actual: String,
+    },
+    /// The code, token or grant does not exist (or is malformed).
+    #[error("unknown or malformed code")]
+    NotFound,
+    /// The code was already used; what it produced is being revoked (DESIGN B15).
+    #[error("code was already used; revoking grant {grant_id}")]
+    CodeReused {
+        /// The grant the first use created.
+        grant_id: String,
+    },
+    /// The code, token or grant has expired.
+    #[error("the grant has expired")]
+    Expired,
+    /// `redirect_uri` differs from the authorization request's.
+    #[error("redirect_uri differs from the authorization request's")]
+    RedirectUriMismatch,
+    /// The PKCE verifier is missing.
+    #[error("code_verifier is missing (PKCE)")]
+    PkceMissing,
+    /// The PKCE verifier does not match.
+    #[error("code_verifier does not match the code_challenge (PKCE)")]
+    PkceMismatch,
+    /// A verifier for a code issued without a challenge.
+    #[error("code_verifier given for a code issued without code_challenge")]
+    PkceUnexpected,
+    /// The user is disabled or gone.
+    #[error("user {0} is disabled or no longer exists")]
+    UserUnavailable(String),
+    /// The SSO session the code came from has ended.
+    #[error("the SSO session {0} has ended")]
+    SessionEnded(String),
     /// A requested audience or resource is not allowed for this client.
     #[error("target not allowed for client: {target}")]
     TargetNotAllowed {
@@ -40,6 +79,16 @@ impl GrantError {
             Self::GrantNotAllowed { .. } => ErrorCode::UnauthorizedClient,
             Self::MalformedScope(_) | Self::ScopeNotAllowed { .. } => ErrorCode::InvalidScope,
             Self::TargetNotAllowed { .. } => ErrorCode::InvalidTarget,
+            Self::ClientMismatch { .. }
+            | Self::NotFound
+            | Self::CodeReused { .. }
+            | Self::Expired
+            | Self::RedirectUriMismatch
+            | Self::PkceMissing
+            | Self::PkceMismatch
+            | Self::PkceUnexpected
+            | Self::UserUnavailable(_)
+            | Self::SessionEnded(_) => ErrorCode::InvalidGrant,
         }
     }
 }

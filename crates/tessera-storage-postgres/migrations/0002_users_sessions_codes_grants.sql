@@ -1,0 +1,78 @@
+-- Tessera schema v2 (PostgreSQL): local users, SSO sessions, remembered consent, authorization
+-- codes and grants. No foreign keys between these tables (or to clients): each row is deleted on its
+-- own schedule (cleanup jobs, admin removal), and the application decides what a dangling
+-- reference means. Timestamps are BIGINT seconds; hashes 32-byte BYTEA; JSON documents TEXT.
+
+CREATE TABLE users (
+    id                  TEXT    NOT NULL PRIMARY KEY,
+    username            TEXT    NOT NULL UNIQUE,
+    password_hash       TEXT,
+    claims              TEXT    NOT NULL,
+    is_disabled         BOOLEAN NOT NULL DEFAULT FALSE,
+    password_changed_at BIGINT,
+    created_at          BIGINT  NOT NULL,
+    updated_at          BIGINT  NOT NULL
+);
+
+CREATE TABLE sso_sessions (
+    id             TEXT    NOT NULL PRIMARY KEY,
+    token_hash     BYTEA   NOT NULL UNIQUE,
+    user_id        TEXT    NOT NULL,
+    auth_time      BIGINT  NOT NULL,
+    amr            TEXT    NOT NULL,
+    acr            TEXT,
+    last_active_at BIGINT  NOT NULL,
+    expires_at     BIGINT  NOT NULL,
+    ended_at       BIGINT
+);
+CREATE INDEX sso_sessions_user_id ON sso_sessions (user_id);
+
+-- scopes: a JSON array of distinct scope tokens.
+CREATE TABLE consents (
+    user_id    TEXT    NOT NULL,
+    client_id  TEXT    NOT NULL,
+    scopes     TEXT    NOT NULL,
+    updated_at BIGINT  NOT NULL,
+    PRIMARY KEY (user_id, client_id)
+);
+
+CREATE TABLE authorization_codes (
+    hash                  BYTEA   NOT NULL PRIMARY KEY,
+    client_id             TEXT    NOT NULL,
+    user_id               TEXT    NOT NULL,
+    session_id            TEXT    NOT NULL,
+    grant_id              TEXT    NOT NULL,
+    redirect_uri          TEXT    NOT NULL,
+    scope                 TEXT    NOT NULL,
+    nonce                 TEXT,
+    code_challenge        TEXT,
+    code_challenge_method TEXT,
+    audience              TEXT    NOT NULL,
+    auth_time             BIGINT  NOT NULL,
+    amr                   TEXT    NOT NULL,
+    acr                   TEXT,
+    created_at            BIGINT  NOT NULL,
+    expires_at            BIGINT  NOT NULL,
+    consumed_at           BIGINT
+);
+CREATE INDEX authorization_codes_expires_at ON authorization_codes (expires_at);
+
+-- kind: 'online' or 'offline'.
+CREATE TABLE grants (
+    id                TEXT    NOT NULL PRIMARY KEY,
+    user_id           TEXT    NOT NULL,
+    client_id         TEXT    NOT NULL,
+    scope             TEXT    NOT NULL,
+    kind              TEXT    NOT NULL,
+    session_id        TEXT,
+    created_at        BIGINT  NOT NULL,
+    last_used_at      BIGINT  NOT NULL,
+    expires_at        BIGINT,
+    revoked_at        BIGINT,
+    revocation_reason TEXT
+);
+CREATE INDEX grants_user_id ON grants (user_id);
+CREATE INDEX grants_session_id ON grants (session_id);
+
+ALTER TABLE access_tokens ADD COLUMN grant_id TEXT;
+CREATE INDEX access_tokens_grant_id ON access_tokens (grant_id);
