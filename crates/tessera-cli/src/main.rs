@@ -7,6 +7,7 @@
 
 mod client;
 mod keys;
+mod user;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,6 +46,9 @@ enum Command {
     /// Manage clients.
     #[command(subcommand)]
     Client(Box<client::ClientCommand>),
+    /// Manage local users.
+    #[command(subcommand)]
+    User(Box<user::UserCommand>),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -101,6 +105,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Client(command) => client::run(*command, storage.as_ref(), cli.json).await,
+        Command::User(command) => user::run(*command, storage.as_ref(), cli.json).await,
         Command::Keys(command) => keys::run(command, &config, storage.as_ref(), cli.json).await,
     }
 }

@@ -50,7 +50,10 @@ pub struct RedirectError {
 
 impl RedirectError {
     fn new(code: ErrorCode, description: impl Into<String>) -> Self {
-        Self { code, description: description.into() }
+        Self {
+            code,
+            description: description.into(),
+        }
     }
 }
 
@@ -126,61 +129,112 @@ pub fn response_mode(request: &AuthorizationRequest) -> ResponseMode {
 ///
 /// # Errors
 /// [`RedirectError`] with the RFC 6749 §4.1.2.1 / OIDC Core §3.1.2.6 code.
-pub fn validate(client: &Client, request: &AuthorizationRequest, redirect_uri: String) -> Result<ValidatedRequest, RedirectError> {
-    use ErrorCode::{InvalidRequest, InvalidScope, InvalidTarget, RequestNotSupported, RequestUriNotSupported, UnauthorizedClient, UnsupportedResponseType};
+pub fn validate(
+    client: &Client,
+    request: &AuthorizationRequest,
+    redirect_uri: String,
+) -> Result<ValidatedRequest, RedirectError> {
+    use ErrorCode::{
+        InvalidRequest, InvalidScope, InvalidTarget, RequestNotSupported, RequestUriNotSupported, UnauthorizedClient,
+        UnsupportedResponseType,
+    };
     let response_mode = match request.response_mode.as_deref() {
         None | Some("query") => ResponseMode::Query,
         Some("form_post") => ResponseMode::FormPost,
-        Some(other) => return Err(RedirectError::new(InvalidRequest, format!("response_mode {other:?} is not supported"))),
+        Some(other) => {
+            return Err(RedirectError::new(
+                InvalidRequest,
+                format!("response_mode {other:?} is not supported"),
+            ))
+        }
     };
     if request.request.is_some() {
-        return Err(RedirectError::new(RequestNotSupported, "request objects are not supported"));
+        return Err(RedirectError::new(
+            RequestNotSupported,
+            "request objects are not supported",
+        ));
     }
     if request.request_uri.is_some() {
-        return Err(RedirectError::new(RequestUriNotSupported, "request_uri is not supported"));
+        return Err(RedirectError::new(
+            RequestUriNotSupported,
+            "request_uri is not supported",
+        ));
     }
     match request.response_type.as_deref() {
         Some("code") => {}
         None => return Err(RedirectError::new(InvalidRequest, "response_type is missing")),
-        Some(other) => return Err(RedirectError::new(UnsupportedResponseType, format!("response_type {other:?} is not supported"))),
+        Some(other) => {
+            return Err(RedirectError::new(
+                UnsupportedResponseType,
+                format!("response_type {other:?} is not supported"),
+            ))
+        }
     }
     if !client.allows_grant(GrantType::AuthorizationCode) {
-        return Err(RedirectError::new(UnauthorizedClient, "the client may not use the authorization code flow"));
+        return Err(RedirectError::new(
+            UnauthorizedClient,
+            "the client may not use the authorization code flow",
+        ));
     }
-    let scope = Scope::parse(request.scope.as_deref().unwrap_or("")).map_err(|_| RedirectError::new(InvalidScope, "scope is malformed"))?;
+    let scope = Scope::parse(request.scope.as_deref().unwrap_or(""))
+        .map_err(|_| RedirectError::new(InvalidScope, "scope is malformed"))?;
     let mut allowed = Scope::from_tokens(client.settings.scopes.iter().cloned());
     allowed = Scope::from_tokens(allowed.iter().chain([OPENID]).map(str::to_owned));
     let missing = scope.missing_from(&allowed);
     if !missing.is_empty() {
-        return Err(RedirectError::new(InvalidScope, format!("scope not allowed: {}", missing.join(" "))));
+        return Err(RedirectError::new(
+            InvalidScope,
+            format!("scope not allowed: {}", missing.join(" ")),
+        ));
     }
     let code_challenge = pkce_challenge(client, request)?;
     let mut audience = Vec::new();
     for target in request.resource.iter().chain(&request.audience) {
         if !client.settings.audiences.contains(target) {
-            return Err(RedirectError::new(InvalidTarget, format!("target not allowed: {target}")));
+            return Err(RedirectError::new(
+                InvalidTarget,
+                format!("target not allowed: {target}"),
+            ));
         }
         if !audience.contains(target) {
             audience.push(target.clone());
         }
     }
     let mut prompt = Prompt::default();
-    for value in request.prompt.as_deref().unwrap_or("").split(' ').filter(|v| !v.is_empty()) {
+    for value in request
+        .prompt
+        .as_deref()
+        .unwrap_or("")
+        .split(' ')
+        .filter(|v| !v.is_empty())
+    {
         match value {
             "none" => prompt.none = true,
             "login" => prompt.login = true,
             "consent" => prompt.consent = true,
             "select_account" => {}
-            other => return Err(RedirectError::new(InvalidRequest, format!("prompt value {other:?} is not supported"))),
+            other => {
+                return Err(RedirectError::new(
+                    InvalidRequest,
+                    format!("prompt value {other:?} is not supported"),
+                ))
+            }
         }
     }
     // OIDC Core §3.1.2.1: `none` must not be combined with any other value.
     if prompt.none && (prompt.login || prompt.consent) {
-        return Err(RedirectError::new(InvalidRequest, "prompt=none cannot be combined with other values"));
+        return Err(RedirectError::new(
+            InvalidRequest,
+            "prompt=none cannot be combined with other values",
+        ));
     }
     let max_age = match request.max_age.as_deref() {
         None => None,
-        Some(value) => Some(value.parse::<u64>().map_err(|_| RedirectError::new(InvalidRequest, "max_age must be a non-negative integer"))?),
+        Some(value) => Some(
+            value
+                .parse::<u64>()
+                .map_err(|_| RedirectError::new(InvalidRequest, "max_age must be a non-negative integer"))?,
+        ),
     };
     Ok(ValidatedRequest {
         redirect_uri,
@@ -196,17 +250,25 @@ pub fn validate(client: &Client, request: &AuthorizationRequest, redirect_uri: S
     })
 }
 
-fn pkce_challenge(client: &Client, request: &AuthorizationRequest) -> Result<Option<(String, pkce::Method)>, RedirectError> {
+fn pkce_challenge(
+    client: &Client,
+    request: &AuthorizationRequest,
+) -> Result<Option<(String, pkce::Method)>, RedirectError> {
     let invalid = |description: &str| RedirectError::new(ErrorCode::InvalidRequest, description);
     let Some(challenge) = request.code_challenge.as_deref() else {
         // RFC 9700 §2.1.1: PKCE for public clients always, for confidential ones by default.
         if client.settings.client_type == ClientType::Public || client.settings.require_pkce {
             return Err(invalid("code_challenge is required (PKCE, RFC 7636)"));
         }
-        return if request.code_challenge_method.is_some() { Err(invalid("code_challenge_method without code_challenge")) } else { Ok(None) };
+        return if request.code_challenge_method.is_some() {
+            Err(invalid("code_challenge_method without code_challenge"))
+        } else {
+            Ok(None)
+        };
     };
     // RFC 7636 §4.3: the method defaults to plain when absent.
-    let method = pkce::Method::parse(request.code_challenge_method.as_deref().unwrap_or("plain")).ok_or_else(|| invalid("code_challenge_method must be S256"))?;
+    let method = pkce::Method::parse(request.code_challenge_method.as_deref().unwrap_or("plain"))
+        .ok_or_else(|| invalid("code_challenge_method must be S256"))?;
     if method == pkce::Method::Plain && !client.settings.allow_plain_pkce {
         return Err(invalid("code_challenge_method must be S256"));
     }
@@ -221,7 +283,13 @@ fn pkce_challenge(client: &Client, request: &AuthorizationRequest) -> Result<Opt
 /// `authenticated_since` is when this interaction began: a login after it satisfies
 /// `prompt=login`, so the user is asked once, not in a loop.
 #[must_use]
-pub fn needs_login(session: Option<&SsoSession>, request: &ValidatedRequest, now: Timestamp, idle_timeout: u64, authenticated_since: Timestamp) -> bool {
+pub fn needs_login(
+    session: Option<&SsoSession>,
+    request: &ValidatedRequest,
+    now: Timestamp,
+    idle_timeout: u64,
+    authenticated_since: Timestamp,
+) -> bool {
     let Some(session) = session.filter(|session| session.is_active(now, idle_timeout)) else {
         return true;
     };
@@ -229,14 +297,22 @@ pub fn needs_login(session: Option<&SsoSession>, request: &ValidatedRequest, now
         return true;
     }
     // OIDC Core §3.1.2.1: max_age bounds the time since the user last actively authenticated.
-    request.max_age.is_some_and(|max_age| now.0.saturating_sub(session.auth_time.0) > i64::try_from(max_age).unwrap_or(i64::MAX))
+    request
+        .max_age
+        .is_some_and(|max_age| now.0.saturating_sub(session.auth_time.0) > i64::try_from(max_age).unwrap_or(i64::MAX))
 }
 
 /// Whether the user must consent before a code can be issued: the client requires consent or
 /// `offline_access` is asked, and the user has not consented to every requested scope before
 /// (or `prompt=consent` asks again and this interaction has not just collected it).
 #[must_use]
-pub fn needs_consent(client: &Client, scope: &Scope, consented: &[String], prompt_consent: bool, just_consented: bool) -> bool {
+pub fn needs_consent(
+    client: &Client,
+    scope: &Scope,
+    consented: &[String],
+    prompt_consent: bool,
+    just_consented: bool,
+) -> bool {
     if just_consented {
         return false;
     }
@@ -244,7 +320,10 @@ pub fn needs_consent(client: &Client, scope: &Scope, consented: &[String], promp
     if !is_required {
         return false;
     }
-    prompt_consent || !scope.missing_from(&Scope::from_tokens(consented.iter().cloned())).is_empty()
+    prompt_consent
+        || !scope
+            .missing_from(&Scope::from_tokens(consented.iter().cloned()))
+            .is_empty()
 }
 
 #[cfg(test)]
@@ -301,20 +380,82 @@ mod tests {
     fn validation() {
         use ClientType::{Confidential, Public};
         check(Public, &[("scope", "openid profile")], Ok("openid profile"));
-        check(Public, &[("redirect_uri", "https://app.example/cb/")], Err(("page", "redirect_uri \"https://app.example/cb/\" is not registered for this client")));
-        check(Public, &[("redirect_uri", "")], Err(("page", "the request has no redirect_uri")));
-        check(Public, &[("response_type", "token")], Err(("unsupported_response_type", "response_type \"token\" is not supported")));
-        check(Public, &[("scope", "openid admin")], Err(("invalid_scope", "scope not allowed: admin")));
-        check(Public, &[("code_challenge", "")], Err(("invalid_request", "code_challenge is required (PKCE, RFC 7636)")));
-        check(Public, &[("code_challenge_method", "plain")], Err(("invalid_request", "code_challenge_method must be S256")));
-        check(Public, &[("code_challenge_method", "")], Err(("invalid_request", "code_challenge_method must be S256")));
-        check(Public, &[("code_challenge", "short")], Err(("invalid_request", "code_challenge must be 43-128 characters of [A-Za-z0-9-._~]")));
-        check(Confidential, &[("code_challenge", ""), ("code_challenge_method", "")], Err(("invalid_request", "code_challenge is required (PKCE, RFC 7636)")));
-        check(Public, &[("resource", "https://evil.example")], Err(("invalid_target", "target not allowed: https://evil.example")));
-        check(Public, &[("prompt", "none login")], Err(("invalid_request", "prompt=none cannot be combined with other values")));
-        check(Public, &[("max_age", "-1")], Err(("invalid_request", "max_age must be a non-negative integer")));
-        check(Public, &[("response_mode", "fragment")], Err(("invalid_request", "response_mode \"fragment\" is not supported")));
-        check(Public, &[("request", "eyJ...")], Err(("request_not_supported", "request objects are not supported")));
+        check(
+            Public,
+            &[("redirect_uri", "https://app.example/cb/")],
+            Err((
+                "page",
+                "redirect_uri \"https://app.example/cb/\" is not registered for this client",
+            )),
+        );
+        check(
+            Public,
+            &[("redirect_uri", "")],
+            Err(("page", "the request has no redirect_uri")),
+        );
+        check(
+            Public,
+            &[("response_type", "token")],
+            Err(("unsupported_response_type", "response_type \"token\" is not supported")),
+        );
+        check(
+            Public,
+            &[("scope", "openid admin")],
+            Err(("invalid_scope", "scope not allowed: admin")),
+        );
+        check(
+            Public,
+            &[("code_challenge", "")],
+            Err(("invalid_request", "code_challenge is required (PKCE, RFC 7636)")),
+        );
+        check(
+            Public,
+            &[("code_challenge_method", "plain")],
+            Err(("invalid_request", "code_challenge_method must be S256")),
+        );
+        check(
+            Public,
+            &[("code_challenge_method", "")],
+            Err(("invalid_request", "code_challenge_method must be S256")),
+        );
+        check(
+            Public,
+            &[("code_challenge", "short")],
+            Err((
+                "invalid_request",
+                "code_challenge must be 43-128 characters of [A-Za-z0-9-._~]",
+            )),
+        );
+        check(
+            Confidential,
+            &[("code_challenge", ""), ("code_challenge_method", "")],
+            Err(("invalid_request", "code_challenge is required (PKCE, RFC 7636)")),
+        );
+        check(
+            Public,
+            &[("resource", "https://evil.example")],
+            Err(("invalid_target", "target not allowed: https://evil.example")),
+        );
+        check(
+            Public,
+            &[("prompt", "none login")],
+            Err(("invalid_request", "prompt=none cannot be combined with other values")),
+        );
+        check(
+            Public,
+            &[("max_age", "-1")],
+            Err(("invalid_request", "max_age must be a non-negative integer")),
+        );
+        check(
+            Public,
+            &[("response_mode", "fragment")],
+            Err(("invalid_request", "response_mode \"fragment\" is not supported")),
+        );
+        check(
+            Public,
+            &[("request", "eyJ...")],
+            Err(("request_not_supported", "request objects are not supported")),
+        );
     }
 
     #[test]
@@ -342,28 +483,90 @@ mod tests {
     #[test]
     fn login_decisions() {
         let client = client(ClientType::Public);
-        let validated = |pairs: &[(&str, &str)]| validate(&client, &request(pairs), "https://app.example/cb".into()).unwrap_or_else(|e| panic!("{e:?}"));
+        let validated = |pairs: &[(&str, &str)]| {
+            validate(&client, &request(pairs), "https://app.example/cb".into()).unwrap_or_else(|e| panic!("{e:?}"))
+        };
         let plain = validated(&[]);
         let now = Timestamp(1000);
         assert!(needs_login(None, &plain, now, 1800, now));
         assert!(!needs_login(Some(&session(100, 900)), &plain, now, 1800, now));
-        assert!(needs_login(Some(&session(100, 100)), &plain, Timestamp(1900), 1800, now), "idle");
-        assert!(needs_login(Some(&session(100, 900)), &validated(&[("prompt", "login")]), now, 1800, now));
-        assert!(!needs_login(Some(&session(1000, 1000)), &validated(&[("prompt", "login")]), now, 1800, now), "just logged in");
-        assert!(needs_login(Some(&session(100, 900)), &validated(&[("max_age", "60")]), now, 1800, now));
-        assert!(!needs_login(Some(&session(950, 950)), &validated(&[("max_age", "60")]), now, 1800, now));
+        assert!(
+            needs_login(Some(&session(100, 100)), &plain, Timestamp(1900), 1800, now),
+            "idle"
+        );
+        assert!(needs_login(
+            Some(&session(100, 900)),
+            &validated(&[("prompt", "login")]),
+            now,
+            1800,
+            now
+        ));
+        assert!(
+            !needs_login(
+                Some(&session(1000, 1000)),
+                &validated(&[("prompt", "login")]),
+                now,
+                1800,
+                now
+            ),
+            "just logged in"
+        );
+        assert!(needs_login(
+            Some(&session(100, 900)),
+            &validated(&[("max_age", "60")]),
+            now,
+            1800,
+            now
+        ));
+        assert!(!needs_login(
+            Some(&session(950, 950)),
+            &validated(&[("max_age", "60")]),
+            now,
+            1800,
+            now
+        ));
     }
 
     #[test]
     fn consent_decisions() {
         let mut client = client(ClientType::Public);
         let scope = |s: &str| Scope::parse(s).unwrap_or_default();
-        assert!(!needs_consent(&client, &scope("openid profile"), &[], false, false), "first-party client, no offline");
-        assert!(needs_consent(&client, &scope("openid offline_access"), &[], false, false), "offline always asks");
-        assert!(!needs_consent(&client, &scope("openid offline_access"), &["openid".into(), "offline_access".into()], false, false), "remembered");
-        assert!(needs_consent(&client, &scope("openid offline_access"), &["openid".into(), "offline_access".into()], true, false), "prompt=consent");
+        assert!(
+            !needs_consent(&client, &scope("openid profile"), &[], false, false),
+            "first-party client, no offline"
+        );
+        assert!(
+            needs_consent(&client, &scope("openid offline_access"), &[], false, false),
+            "offline always asks"
+        );
+        assert!(
+            !needs_consent(
+                &client,
+                &scope("openid offline_access"),
+                &["openid".into(), "offline_access".into()],
+                false,
+                false
+            ),
+            "remembered"
+        );
+        assert!(
+            needs_consent(
+                &client,
+                &scope("openid offline_access"),
+                &["openid".into(), "offline_access".into()],
+                true,
+                false
+            ),
+            "prompt=consent"
+        );
         client.settings.require_consent = true;
-        assert!(needs_consent(&client, &scope("openid email"), &["openid".into()], false, false), "new scope");
-        assert!(!needs_consent(&client, &scope("openid email"), &[], false, true), "just consented");
+        assert!(
+            needs_consent(&client, &scope("openid email"), &["openid".into()], false, false),
+            "new scope"
+        );
+        assert!(
+            !needs_consent(&client, &scope("openid email"), &[], false, true),
+            "just consented"
+        );
     }
 }

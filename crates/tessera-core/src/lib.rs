@@ -20,9 +20,9 @@ pub mod token;
 pub mod user;
 
 pub use client::{AccessTokenFormat, AuthMethod, Client, ClientSettings, ClientType};
-pub use scope::Scope;
-pub use time::{Clock, Timestamp};
 pub use grant_record::{AuthorizationCode, Grant, GrantKind};
+pub use scope::Scope;
 pub use session::SsoSession;
+pub use time::{Clock, Timestamp};
 pub use token::{TokenHash, TokenKind};
 pub use user::{User, UserClaims};

@@ -69,8 +69,16 @@ mod tests {
     fn rfc7636_appendix_b() {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         assert_eq!(s256_challenge(verifier), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
-        assert!(verify(Method::S256, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", verifier));
-        assert!(!verify(Method::S256, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN", verifier));
+        assert!(verify(
+            Method::S256,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            verifier
+        ));
+        assert!(!verify(
+            Method::S256,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN",
+            verifier
+        ));
         assert!(verify(Method::Plain, verifier, verifier));
         assert!(!verify(Method::Plain, "short", "short"));
         assert!(!is_well_formed(&"a".repeat(129)));

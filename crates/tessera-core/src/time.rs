@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Seconds since 1970-01-01T00:00:00Z. JWT `exp`/`iat` and every expiry use this resolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 

@@ -45,8 +45,13 @@ impl TokenKind {
         }
     }
 
-    const ALL: [Self; 5] =
-        [Self::AccessToken, Self::RefreshToken, Self::AuthorizationCode, Self::ClientSecret, Self::SessionCookie];
+    const ALL: [Self; 5] = [
+        Self::AccessToken,
+        Self::RefreshToken,
+        Self::AuthorizationCode,
+        Self::ClientSecret,
+        Self::SessionCookie,
+    ];
 
     /// Generates a fresh token of this kind from 256 bits of `rng`.
     #[must_use]

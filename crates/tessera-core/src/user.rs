@@ -71,3 +71,114 @@ pub struct UserClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone_number_verified: Option<bool>,
 }
+
+/// The claims each OIDC scope releases (OIDC Core §5.4).
+const PROFILE_CLAIMS: [&str; 11] = [
+    "name",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "nickname",
+    "picture",
+    "website",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+];
+const EMAIL_CLAIMS: [&str; 2] = ["email", "email_verified"];
+const PHONE_CLAIMS: [&str; 2] = ["phone_number", "phone_number_verified"];
+
+/// Every claim Tessera can release, for discovery's `claims_supported`.
+pub const CLAIMS_SUPPORTED: [&str; 19] = [
+    "sub",
+    "name",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "nickname",
+    "preferred_username",
+    "picture",
+    "website",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "updated_at",
+    "email",
+    "email_verified",
+    "phone_number",
+    "phone_number_verified",
+    "auth_time",
+];
+
+impl User {
+    /// The user's claims that `scope` releases (OIDC Core §5.4), without `sub`.
+    #[must_use]
+    pub fn claims_for_scope(&self, scope: &crate::Scope) -> serde_json::Map<String, serde_json::Value> {
+        let mut released = serde_json::Map::new();
+        let all = match serde_json::to_value(&self.claims) {
+            Ok(serde_json::Value::Object(all)) => all,
+            _ => serde_json::Map::new(),
+        };
+        let mut release = |names: &[&str]| {
+            for name in names {
+                if let Some(value) = all.get(*name) {
+                    released.insert((*name).to_owned(), value.clone());
+                }
+            }
+        };
+        if scope.contains("profile") {
+            release(&PROFILE_CLAIMS);
+        }
+        if scope.contains("email") {
+            release(&EMAIL_CLAIMS);
+        }
+        if scope.contains("phone") {
+            release(&PHONE_CLAIMS);
+        }
+        if scope.contains("profile") {
+            released.insert("preferred_username".into(), self.username.clone().into());
+            released.insert("updated_at".into(), self.updated_at.0.into());
+        }
+        released
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_release_their_claims() {
+        let user = User {
+            id: "u1".into(),
+            username: "ada".into(),
+            password_hash: None,
+            claims: UserClaims {
+                name: Some("Ada".into()),
+                email: Some("ada@example.org".into()),
+                email_verified: Some(true),
+                phone_number: Some("+47".into()),
+                ..UserClaims::default()
+            },
+            is_disabled: false,
+            password_changed_at: None,
+            created_at: Timestamp(1),
+            updated_at: Timestamp(2),
+        };
+        let claims = |scope: &str| {
+            serde_json::Value::Object(user.claims_for_scope(&crate::Scope::parse(scope).unwrap_or_default()))
+        };
+        assert_eq!(claims("openid"), serde_json::json!({}));
+        assert_eq!(
+            claims("openid email"),
+            serde_json::json!({ "email": "ada@example.org", "email_verified": true })
+        );
+        assert_eq!(
+            claims("profile"),
+            serde_json::json!({ "name": "Ada", "preferred_username": "ada", "updated_at": 2 })
+        );
+        assert_eq!(claims("phone"), serde_json::json!({ "phone_number": "+47" }));
+    }
+}

@@ -98,7 +98,8 @@ impl From<GrantError> for OAuthError {
             GrantError::ScopeNotAllowed { missing } => Some(format!("scope not allowed: {}", missing.join(" ")).into()),
             GrantError::TargetNotAllowed { target } => Some(format!("target not allowed: {target}").into()),
             GrantError::MalformedScope(_) => Some("scope is malformed".into()),
-            GrantError::GrantNotAllowed { .. } => None,
+            // Every invalid_grant reason stays in the log (DESIGN B8: never say why).
+            _ => None,
         };
         Self {
             description,

@@ -138,6 +138,20 @@ impl KeyStore {
         serde_json::json!({ "keys": keys })
     }
 
+    /// Verifies a JWT signed by one of our published keys at `now`; returns its header and claims.
+    /// Expiry and the other claims are the caller's to check.
+    ///
+    /// # Errors
+    /// The reason the signature does not verify.
+    pub fn verify(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<(tessera_jose::JwsHeader, serde_json::Map<String, serde_json::Value>), String> {
+        let algorithms = JwsAlgorithm::ALL.map(JwsAlgorithm::as_str);
+        tessera_jose::verify_jwt(token, &self.jwks(now), &algorithms).map_err(|e| format!("token signature: {e}"))
+    }
+
     /// Every stored key with its state at `now`, for `tessera keys list`.
     #[must_use]
     pub fn records(&self) -> Vec<SigningKeyRecord> {

@@ -12,9 +12,12 @@ pub mod error;
 pub mod extract;
 pub mod grants;
 pub mod keys;
+pub mod pages;
 pub mod serve;
+pub mod sessions;
 pub mod state;
 pub mod tokens;
+pub mod users;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -45,6 +48,17 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/jwks", get(endpoints::jwks::get))
         .route("/token", post(endpoints::token::post))
+        .route(
+            "/authorize",
+            get(endpoints::authorize::get).post(endpoints::authorize::post),
+        )
+        .route("/login", post(endpoints::login::post))
+        .route("/consent", post(endpoints::consent::post))
+        .route(
+            "/userinfo",
+            get(endpoints::userinfo::get).post(endpoints::userinfo::post),
+        )
+        .route("/logout", get(endpoints::logout::get).post(endpoints::logout::post))
         .route("/healthz", get(endpoints::health::healthz))
         .route("/readyz", get(endpoints::health::readyz))
         .route("/metrics", get(endpoints::metrics::get))

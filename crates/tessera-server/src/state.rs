@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::endpoints::metrics::Metrics;
 use crate::extract::client_auth::JwksCache;
 use crate::keys::KeyStore;
+use crate::pages::Pages;
 
 /// Everything a request may need. Cheap to clone.
 #[derive(Clone)]
@@ -31,6 +32,8 @@ pub struct Inner {
     pub metrics: Metrics,
     /// Clients' fetched `jwks_uri` documents.
     pub jwks_cache: JwksCache,
+    /// The compiled page templates.
+    pub pages: Pages,
 }
 
 /// The server's own URLs, derived from the issuer.
@@ -42,6 +45,12 @@ pub struct Urls {
     pub token_endpoint: String,
     /// `<issuer>/jwks`.
     pub jwks_uri: String,
+    /// `<issuer>/authorize`.
+    pub authorization_endpoint: String,
+    /// `<issuer>/userinfo`.
+    pub userinfo_endpoint: String,
+    /// `<issuer>/logout`.
+    pub end_session_endpoint: String,
 }
 
 impl AppState {
@@ -52,6 +61,9 @@ impl AppState {
         let urls = Urls {
             token_endpoint: format!("{issuer}/token"),
             jwks_uri: format!("{issuer}/jwks"),
+            authorization_endpoint: format!("{issuer}/authorize"),
+            userinfo_endpoint: format!("{issuer}/userinfo"),
+            end_session_endpoint: format!("{issuer}/logout"),
             issuer,
         };
         let jwks_cache = JwksCache::new(&config.client_auth);
@@ -63,6 +75,7 @@ impl AppState {
             keys,
             metrics: Metrics::default(),
             jwks_cache,
+            pages: Pages::new(),
         }))
     }
 
@@ -70,6 +83,12 @@ impl AppState {
     #[must_use]
     pub fn now(&self) -> Timestamp {
         self.0.clock.now()
+    }
+
+    /// Whether the issuer is https (cookies are then `Secure`).
+    #[must_use]
+    pub fn is_https(&self) -> bool {
+        self.0.urls.issuer.starts_with("https://")
     }
 
     /// The access-token numbers the grant decisions need.

@@ -6,15 +6,20 @@
 //! Every repository method is one statement in autocommit mode (so it is durable when it returns),
 //! except [`SigningKeyRepository::rotate`] and [`Storage::migrate`], which run in a transaction.
 //! Races between nodes are decided inside the database: `register_jti` is a single
-//! `INSERT … ON CONFLICT … DO UPDATE … WHERE` whose row count says whether the `jti` was fresh,
-//! and `migrate` takes a transaction-scoped advisory lock so two nodes starting at once apply
-//! each migration exactly once. Statements are prepared once per connection and cached
+//! `INSERT … ON CONFLICT … DO UPDATE … WHERE` whose row count says whether the `jti` was fresh;
+//! `consume`, `end` and grant revocation are conditional `UPDATE … WHERE … IS NULL`s that change a
+//! row for exactly one caller; consent is merged by one `INSERT … ON CONFLICT DO UPDATE` computing
+//! the union in SQL; [`GrantRepository::revoke`] and
+//! [`GrantRepository::revoke_online_for_session`] revoke and delete the grants' opaque access
+//! tokens in one statement (data-modifying CTEs); and `migrate` takes a transaction-scoped advisory
+//! lock so two nodes starting at once apply each migration exactly once. Statements are prepared once per connection and cached
 //! (`prepare_cached`).
 //!
 //! # Schema
 //!
-//! Timestamps are BIGINT seconds, token hashes 32-byte BYTEA, client settings and access-token
-//! audiences JSON TEXT. The embedded `migrations/*.sql` files are recorded in
+//! Timestamps are BIGINT seconds, token hashes 32-byte BYTEA, client settings, user claims,
+//! audiences, `amr` lists and consented scope sets JSON TEXT. There are no foreign keys between
+//! tables: rows are deleted independently (cleanup jobs, admin removal). The embedded `migrations/*.sql` files are recorded in
 //! `tessera_migrations`; a database with a version newer than this binary knows is refused.
 //!
 //! # Errors
@@ -24,7 +29,9 @@
 //! is [`RepositoryError::Backend`]; an undecodable column is [`RepositoryError::Inconsistent`].
 #![deny(missing_docs)]
 
+mod accounts;
 mod error;
+mod grants;
 mod repos;
 
 use std::str::FromStr;
@@ -33,7 +40,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tessera_storage::{
-    AccessTokenRepository, ClientAssertionRepository, ClientRepository, RepositoryError, SigningKeyRepository, Storage,
+    AccessTokenRepository, AuthorizationCodeRepository, ClientAssertionRepository, ClientRepository, ConsentRepository,
+    GrantRepository, RepositoryError, SessionRepository, SigningKeyRepository, Storage, UserRepository,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
@@ -41,7 +49,14 @@ use tokio_postgres::{NoTls, Row};
 use crate::error::{map_pg, map_pool};
 
 /// The embedded migrations: (version, name, SQL), in order.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (
+        2,
+        "users_sessions_codes_grants",
+        include_str!("../migrations/0002_users_sessions_codes_grants.sql"),
+    ),
+];
 
 /// The advisory lock serialising migrations across nodes ("tessera" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0074_6573_7365_7261;
@@ -131,6 +146,13 @@ impl PostgresStorage {
         client.query(&statement, params).await.map_err(map_pg)
     }
 
+    /// Runs one cached query expected to return exactly one row.
+    async fn query_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, RepositoryError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(map_pg)?;
+        client.query_one(&statement, params).await.map_err(map_pg)
+    }
+
     /// Runs one cached query expected to return at most one row.
     async fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, RepositoryError> {
         let client = self.client().await?;
@@ -154,6 +176,26 @@ impl Storage for PostgresStorage {
     }
 
     fn access_tokens(&self) -> &dyn AccessTokenRepository {
+        self
+    }
+
+    fn users(&self) -> &dyn UserRepository {
+        self
+    }
+
+    fn sessions(&self) -> &dyn SessionRepository {
+        self
+    }
+
+    fn consents(&self) -> &dyn ConsentRepository {
+        self
+    }
+
+    fn authorization_codes(&self) -> &dyn AuthorizationCodeRepository {
+        self
+    }
+
+    fn grants(&self) -> &dyn GrantRepository {
         self
     }
 

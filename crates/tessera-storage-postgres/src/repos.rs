@@ -223,15 +223,16 @@ impl ClientAssertionRepository for PostgresStorage {
 
 fn decode_token(row: &Row) -> Result<AccessTokenRecord, RepositoryError> {
     let jti: String = row.try_get(1).map_err(map_pg)?;
-    let audience: String = row.try_get(5).map_err(map_pg)?;
+    let audience: String = row.try_get(6).map_err(map_pg)?;
     Ok(AccessTokenRecord {
         hash: decode_hash(row.try_get(0).map_err(map_pg)?, "access_tokens", "hash", &jti)?,
         audience: decode_json(&audience, "access_tokens", "audience", &jti)?,
         client_id: row.try_get(2).map_err(map_pg)?,
         subject: row.try_get(3).map_err(map_pg)?,
-        scope: row.try_get(4).map_err(map_pg)?,
-        issued_at: Timestamp(row.try_get(6).map_err(map_pg)?),
-        expires_at: Timestamp(row.try_get(7).map_err(map_pg)?),
+        grant_id: row.try_get(4).map_err(map_pg)?,
+        scope: row.try_get(5).map_err(map_pg)?,
+        issued_at: Timestamp(row.try_get(7).map_err(map_pg)?),
+        expires_at: Timestamp(row.try_get(8).map_err(map_pg)?),
         jti,
     })
 }
@@ -242,14 +243,15 @@ impl AccessTokenRepository for PostgresStorage {
     async fn add(&self, token: &AccessTokenRecord) -> Result<(), RepositoryError> {
         let audience = encode_json(&token.audience)?;
         self.execute(
-            "INSERT INTO access_tokens (hash, jti, client_id, subject, scope, audience,
+            "INSERT INTO access_tokens (hash, jti, client_id, subject, grant_id, scope, audience,
                                         issued_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             &[
                 &&token.hash.0[..],
                 &token.jti,
                 &token.client_id,
                 &token.subject,
+                &token.grant_id,
                 &token.scope,
                 &audience,
                 &token.issued_at.0,
@@ -263,7 +265,7 @@ impl AccessTokenRepository for PostgresStorage {
     #[tracing::instrument(name = "db.access_tokens.find_by_hash", skip_all)]
     async fn find_by_hash(&self, hash: &TokenHash) -> Result<Option<AccessTokenRecord>, RepositoryError> {
         self.query_opt(
-            "SELECT hash, jti, client_id, subject, scope, audience, issued_at, expires_at
+            "SELECT hash, jti, client_id, subject, grant_id, scope, audience, issued_at, expires_at
              FROM access_tokens WHERE hash = $1",
             &[&&hash.0[..]],
         )

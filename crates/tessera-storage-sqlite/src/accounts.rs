@@ -166,8 +166,7 @@ struct SessionRow {
     ended_at: Option<i64>,
 }
 
-const SESSION_COLUMNS: &str =
-    "id, token_hash, user_id, auth_time, amr, acr, last_active_at, expires_at, ended_at";
+const SESSION_COLUMNS: &str = "id, token_hash, user_id, auth_time, amr, acr, last_active_at, expires_at, ended_at";
 
 impl SessionRow {
     fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
@@ -328,11 +327,7 @@ impl ConsentRepository for SqliteStorage {
         self.write(move |conn| {
             let stored: Option<String> = conn
                 .prepare_cached("SELECT scopes FROM consents WHERE user_id = ?1 AND client_id = ?2")
-                .and_then(|mut statement| {
-                    statement
-                        .query_row([&user, &client], |row| row.get(0))
-                        .optional()
-                })
+                .and_then(|mut statement| statement.query_row([&user, &client], |row| row.get(0)).optional())
                 .map_err(crate::error::map_err)?;
             let mut merged: BTreeSet<String> = match stored {
                 Some(text) => decode_json(&text, "consents", "scopes", &consent_id(&user, &client))?,

@@ -60,9 +60,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use tessera_storage::{
-    AccessTokenRepository, AuthorizationCodeRepository, ClientAssertionRepository, ClientRepository,
-    ConsentRepository, GrantRepository, RepositoryError, SessionRepository, SigningKeyRepository, Storage,
-    UserRepository,
+    AccessTokenRepository, AuthorizationCodeRepository, ClientAssertionRepository, ClientRepository, ConsentRepository,
+    GrantRepository, RepositoryError, SessionRepository, SigningKeyRepository, Storage, UserRepository,
 };
 use tokio::sync::Semaphore;
 
@@ -395,7 +394,11 @@ mod tests {
         raw.execute_batch(
             "INSERT INTO clients VALUES ('bad-json', NULL, '{', 0, 0);
              INSERT INTO clients VALUES ('bad-hash', x'0102', '{}', 0, 0);
-             INSERT INTO signing_keys VALUES ('k', 'none', '{}', x'00', 0, 0, NULL);",
+             INSERT INTO signing_keys VALUES ('k', 'none', '{}', x'00', 0, 0, NULL);
+             INSERT INTO users (id, username, claims, is_disabled, created_at, updated_at)
+                 VALUES ('u', 'unknown-claim', '{\"shoe_size\":42}', 0, 0, 0);
+             INSERT INTO grants (id, user_id, client_id, scope, kind, created_at, last_used_at)
+                 VALUES ('g', 'u', 'c', '', 'forever', 0, 0);",
         )?;
         let cases: [(&str, &str); 2] = [("bad-json", "settings"), ("bad-hash", "secret_hash")];
         for (id, expected_column) in cases {
@@ -416,6 +419,16 @@ mod tests {
                 })
             ),
             "{keys:?}"
+        );
+        let user = storage.users().find_by_username("unknown-claim").await;
+        assert!(
+            matches!(&user, Err(RepositoryError::Inconsistent { table: "users", column: "claims", id }) if id == "u"),
+            "{user:?}"
+        );
+        let grant = storage.grants().lookup("g").await;
+        assert!(
+            matches!(&grant, Err(RepositoryError::Inconsistent { table: "grants", column: "kind", id }) if id == "g"),
+            "{grant:?}"
         );
         Ok(())
     }

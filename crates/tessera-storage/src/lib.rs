@@ -204,7 +204,13 @@ pub trait ConsentRepository: Send + Sync {
     ///
     /// # Errors
     /// Backend errors.
-    async fn grant(&self, user_id: &str, client_id: &str, scopes: &[String], now: Timestamp) -> Result<(), RepositoryError>;
+    async fn grant(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &[String],
+        now: Timestamp,
+    ) -> Result<(), RepositoryError>;
 
     /// Forgets every consent of `user_id` for `client_id`. Returns whether there was one.
     ///
@@ -271,7 +277,12 @@ pub trait GrantRepository: Send + Sync {
     ///
     /// # Errors
     /// Backend errors.
-    async fn revoke_online_for_session(&self, session_id: &str, now: Timestamp, reason: &str) -> Result<u64, RepositoryError>;
+    async fn revoke_online_for_session(
+        &self,
+        session_id: &str,
+        now: Timestamp,
+        reason: &str,
+    ) -> Result<u64, RepositoryError>;
 
     /// Every grant of a user, newest first.
     ///

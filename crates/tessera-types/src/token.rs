@@ -75,7 +75,9 @@ pub struct AuthorizationCodeGrant {
 
 impl std::fmt::Debug for AuthorizationCodeGrant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthorizationCodeGrant").field("redirect_uri", &self.redirect_uri).finish_non_exhaustive()
+        f.debug_struct("AuthorizationCodeGrant")
+            .field("redirect_uri", &self.redirect_uri)
+            .finish_non_exhaustive()
     }
 }
 

@@ -154,10 +154,21 @@ async fn every_error_is_exact() {
     );
     check_error(
         server
-            .token(good, &[("grant_type", "authorization_code"), ("code", "x")])
+            .token(
+                good,
+                &[("grant_type", "password"), ("username", "x"), ("password", "y")],
+            )
             .await,
         400,
         "unsupported_grant_type",
+        false,
+    );
+    check_error(
+        server
+            .token(good, &[("grant_type", "authorization_code"), ("code", "x")])
+            .await,
+        400,
+        "unauthorized_client",
         false,
     );
     check_error(

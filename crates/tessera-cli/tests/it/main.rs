@@ -3,6 +3,7 @@
 //! clients (`oauth2`, `jsonwebtoken`, `reqwest`) and the real `tessera` binary for the CLI.
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly by design")]
 
+mod browser;
 mod cli;
 mod client_credentials;
 mod discovery;

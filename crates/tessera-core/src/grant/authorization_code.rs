@@ -14,13 +14,23 @@ use crate::time::Timestamp;
 /// # Errors
 /// [`GrantError`]: the client may not use the grant; the code belongs to another client, has
 /// expired, or was issued for another redirect URI; the PKCE verifier is missing, unexpected or wrong.
-pub fn check(client: &Client, request: &AuthorizationCodeGrant, code: &AuthorizationCode, now: Timestamp) -> Result<(), GrantError> {
+pub fn check(
+    client: &Client,
+    request: &AuthorizationCodeGrant,
+    code: &AuthorizationCode,
+    now: Timestamp,
+) -> Result<(), GrantError> {
     if !client.allows_grant(GrantType::AuthorizationCode) {
-        return Err(GrantError::GrantNotAllowed { grant_type: GrantType::AuthorizationCode.as_str() });
+        return Err(GrantError::GrantNotAllowed {
+            grant_type: GrantType::AuthorizationCode.as_str(),
+        });
     }
     // RFC 6749 §4.1.3: the code must have been issued to the authenticated client.
     if code.client_id != client.id {
-        return Err(GrantError::ClientMismatch { expected: code.client_id.clone(), actual: client.id.clone() });
+        return Err(GrantError::ClientMismatch {
+            expected: code.client_id.clone(),
+            actual: client.id.clone(),
+        });
     }
     if now >= code.expires_at {
         return Err(GrantError::Expired);
@@ -32,7 +42,11 @@ pub fn check(client: &Client, request: &AuthorizationCodeGrant, code: &Authoriza
     }
     match (&code.code_challenge, &request.code_verifier) {
         (Some(challenge), Some(verifier)) => {
-            let method = code.code_challenge_method.as_deref().and_then(pkce::Method::parse).unwrap_or(pkce::Method::S256);
+            let method = code
+                .code_challenge_method
+                .as_deref()
+                .and_then(pkce::Method::parse)
+                .unwrap_or(pkce::Method::S256);
             if !pkce::verify(method, challenge, verifier) {
                 return Err(GrantError::PkceMismatch);
             }
@@ -58,7 +72,10 @@ mod tests {
         Client {
             id: id.into(),
             secret_hash: None,
-            settings: ClientSettings { grant_types: vec![GrantType::AuthorizationCode], ..ClientSettings::default() },
+            settings: ClientSettings {
+                grant_types: vec![GrantType::AuthorizationCode],
+                ..ClientSettings::default()
+            },
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
         }
@@ -87,8 +104,19 @@ mod tests {
     }
 
     #[track_caller]
-    fn check_case(client_id: &str, redirect_uri: Option<&str>, verifier: Option<&str>, challenge: Option<&str>, now: i64, expected: Result<(), &str>) {
-        let request = AuthorizationCodeGrant { code: Some("code".into()), redirect_uri: redirect_uri.map(str::to_owned), code_verifier: verifier.map(str::to_owned) };
+    fn check_case(
+        client_id: &str,
+        redirect_uri: Option<&str>,
+        verifier: Option<&str>,
+        challenge: Option<&str>,
+        now: i64,
+        expected: Result<(), &str>,
+    ) {
+        let request = AuthorizationCodeGrant {
+            code: Some("code".into()),
+            redirect_uri: redirect_uri.map(str::to_owned),
+            code_verifier: verifier.map(str::to_owned),
+        };
         let actual = check(&client(client_id), &request, &code(challenge), Timestamp(now)).map_err(|e| e.to_string());
         assert_eq!(actual, expected.map_err(str::to_owned));
     }
@@ -98,12 +126,61 @@ mod tests {
         let cb = Some("https://app.example/cb");
         check_case("app", cb, Some(VERIFIER), Some(CHALLENGE), 120, Ok(()));
         check_case("app", cb, None, None, 120, Ok(()));
-        check_case("other", cb, Some(VERIFIER), Some(CHALLENGE), 120, Err("code was issued to client app, not other"));
-        check_case("app", cb, Some(VERIFIER), Some(CHALLENGE), 160, Err("the grant has expired"));
-        check_case("app", Some("https://app.example/cb2"), Some(VERIFIER), Some(CHALLENGE), 120, Err("redirect_uri differs from the authorization request's"));
-        check_case("app", None, Some(VERIFIER), Some(CHALLENGE), 120, Err("redirect_uri differs from the authorization request's"));
-        check_case("app", cb, None, Some(CHALLENGE), 120, Err("code_verifier is missing (PKCE)"));
-        check_case("app", cb, Some(&VERIFIER.replace('d', "e")), Some(CHALLENGE), 120, Err("code_verifier does not match the code_challenge (PKCE)"));
-        check_case("app", cb, Some(VERIFIER), None, 120, Err("code_verifier given for a code issued without code_challenge"));
+        check_case(
+            "other",
+            cb,
+            Some(VERIFIER),
+            Some(CHALLENGE),
+            120,
+            Err("code was issued to client app, not other"),
+        );
+        check_case(
+            "app",
+            cb,
+            Some(VERIFIER),
+            Some(CHALLENGE),
+            160,
+            Err("the grant has expired"),
+        );
+        check_case(
+            "app",
+            Some("https://app.example/cb2"),
+            Some(VERIFIER),
+            Some(CHALLENGE),
+            120,
+            Err("redirect_uri differs from the authorization request's"),
+        );
+        check_case(
+            "app",
+            None,
+            Some(VERIFIER),
+            Some(CHALLENGE),
+            120,
+            Err("redirect_uri differs from the authorization request's"),
+        );
+        check_case(
+            "app",
+            cb,
+            None,
+            Some(CHALLENGE),
+            120,
+            Err("code_verifier is missing (PKCE)"),
+        );
+        check_case(
+            "app",
+            cb,
+            Some(&VERIFIER.replace('d', "e")),
+            Some(CHALLENGE),
+            120,
+            Err("code_verifier does not match the code_challenge (PKCE)"),
+        );
+        check_case(
+            "app",
+            cb,
+            Some(VERIFIER),
+            None,
+            120,
+            Err("code_verifier given for a code issued without code_challenge"),
+        );
     }
 }

@@ -5,33 +5,12 @@
 use tessera_types::token::{ClientCredentialsGrant, GrantType};
 
 use super::GrantError;
-use crate::client::{AccessTokenFormat, Client};
+use crate::client::Client;
 use crate::scope::Scope;
 use crate::time::Timestamp;
 
-/// Server-wide numbers the decision needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AccessTokenPolicy {
-    /// Default access-token lifetime, seconds.
-    pub lifetime: u64,
-    /// No access token lives longer than this, seconds.
-    pub max_lifetime: u64,
-}
-
-/// What to issue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    /// The granted scope.
-    pub scope: Scope,
-    /// The `aud` of the access token; empty means "the issuer's default audience".
-    pub audience: Vec<String>,
-    /// JWT or opaque.
-    pub format: AccessTokenFormat,
-    /// When the access token is issued.
-    pub issued_at: Timestamp,
-    /// When the access token expires.
-    pub expires_at: Timestamp,
-}
+pub use super::AccessTokenPlan as Plan;
+pub use super::AccessTokenPolicy;
 
 /// Decides a client-credentials request for an authenticated `client`.
 ///
@@ -96,7 +75,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::{AuthMethod, ClientSettings, ClientType};
+    use crate::client::{AccessTokenFormat, AuthMethod, ClientSettings, ClientType};
 
     fn client(grants: &[GrantType], lifetime: Option<u64>) -> Client {
         Client {

@@ -6,6 +6,59 @@ pub mod client_credentials;
 
 use tessera_types::ErrorCode;
 
+use crate::client::{AccessTokenFormat, Client};
+use crate::scope::Scope;
+use crate::time::Timestamp;
+
+/// Server-wide access-token numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessTokenPolicy {
+    /// Default access-token lifetime, seconds.
+    pub lifetime: u64,
+    /// No access token lives longer than this, seconds.
+    pub max_lifetime: u64,
+}
+
+/// What access token to issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessTokenPlan {
+    /// The granted scope.
+    pub scope: Scope,
+    /// The `aud` of the access token; empty means "the issuer's default audience".
+    pub audience: Vec<String>,
+    /// JWT or opaque.
+    pub format: AccessTokenFormat,
+    /// When the access token is issued.
+    pub issued_at: Timestamp,
+    /// When the access token expires.
+    pub expires_at: Timestamp,
+}
+
+impl AccessTokenPlan {
+    /// A plan for `client` with its lifetime (or the default), capped by the policy.
+    #[must_use]
+    pub fn new(
+        client: &Client,
+        scope: Scope,
+        audience: Vec<String>,
+        policy: AccessTokenPolicy,
+        now: Timestamp,
+    ) -> Self {
+        let lifetime = client
+            .settings
+            .access_token_lifetime
+            .unwrap_or(policy.lifetime)
+            .min(policy.max_lifetime);
+        Self {
+            scope,
+            audience,
+            format: client.settings.access_token_format,
+            issued_at: now,
+            expires_at: now.plus(lifetime),
+        }
+    }
+}
+
 /// Why the core refused a grant. The `Display` text is the reason for logs; the wire only sees
 /// [`GrantError::code`] (and at most a generic description).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

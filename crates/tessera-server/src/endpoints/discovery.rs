@@ -11,7 +11,7 @@ use crate::extract::client_auth::ASSERTION_ALGORITHMS;
 use crate::state::AppState;
 
 /// The grant types `/token` implements. Keep in step with `grants::handle`.
-pub const IMPLEMENTED_GRANT_TYPES: [GrantType; 1] = [GrantType::ClientCredentials];
+pub const IMPLEMENTED_GRANT_TYPES: [GrantType; 2] = [GrantType::AuthorizationCode, GrantType::ClientCredentials];
 
 /// Builds the metadata document.
 #[must_use]
@@ -24,12 +24,30 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
     }
     ProviderMetadata {
         issuer: state.urls.issuer.clone(),
-        authorization_endpoint: None,
+        authorization_endpoint: Some(state.urls.authorization_endpoint.clone()),
         token_endpoint: state.urls.token_endpoint.clone(),
         jwks_uri: state.urls.jwks_uri.clone(),
-        response_types_supported: Vec::new(),
+        userinfo_endpoint: Some(state.urls.userinfo_endpoint.clone()),
+        end_session_endpoint: Some(state.urls.end_session_endpoint.clone()),
+        response_types_supported: vec!["code".into()],
+        response_modes_supported: vec!["query".into(), "form_post".into()],
+        // `plain` is accepted only from clients configured for it, so only S256 is advertised.
+        code_challenge_methods_supported: vec!["S256".into()],
+        prompt_values_supported: vec!["none".into(), "login".into(), "consent".into(), "select_account".into()],
+        claims_supported: tessera_core::user::CLAIMS_SUPPORTED
+            .iter()
+            .map(|c| (*c).to_owned())
+            .chain(
+                [
+                    "iss", "aud", "exp", "iat", "nonce", "acr", "amr", "sid", "at_hash", "azp",
+                ]
+                .map(str::to_owned),
+            )
+            .collect(),
         grant_types_supported: IMPLEMENTED_GRANT_TYPES.iter().map(|g| g.as_str().to_owned()).collect(),
-        scopes_supported: Vec::new(),
+        scopes_supported: ["openid", "profile", "email", "phone", "offline_access"]
+            .map(str::to_owned)
+            .to_vec(),
         token_endpoint_auth_methods_supported: AuthMethod::ALL.iter().map(|m| m.as_str().to_owned()).collect(),
         token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS
             .iter()
@@ -37,7 +55,7 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
             .collect(),
         subject_types_supported: vec!["public".into()],
         id_token_signing_alg_values_supported: id_token_algorithms,
-        authorization_response_iss_parameter_supported: false,
+        authorization_response_iss_parameter_supported: true,
     }
 }
 

@@ -1,7 +1,12 @@
 //! One module per endpoint (DESIGN §4).
 
+pub mod authorize;
+pub mod consent;
 pub mod discovery;
 pub mod health;
 pub mod jwks;
+pub mod login;
+pub mod logout;
 pub mod metrics;
 pub mod token;
+pub mod userinfo;

@@ -3,6 +3,7 @@
 //! A grant type is handled only if it is implemented here; anything else was already refused
 //! with `unsupported_grant_type` when the request was parsed (`tessera_types::token`).
 
+pub mod authorization_code;
 pub mod client_credentials;
 
 use tessera_core::Client;
@@ -21,6 +22,7 @@ pub async fn handle(
     request: AccessTokenRequest,
 ) -> Result<TokenResponse, OAuthError> {
     match request {
+        AccessTokenRequest::AuthorizationCode(grant) => authorization_code::handle(state, client, &grant).await,
         AccessTokenRequest::ClientCredentials(grant) => client_credentials::handle(state, client, &grant).await,
     }
 }

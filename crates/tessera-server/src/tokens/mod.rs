@@ -1,15 +1,36 @@
-//! Issuing access tokens in the client's format: a signed JWT (RFC 9068) or an opaque reference.
+//! Issuing tokens: access tokens in the client's format — a signed JWT (RFC 9068) or an opaque
+//! reference — and ID tokens (OIDC Core §2, §3.1.3.6).
+
+pub mod id_token;
 
 use rand::RngCore;
 use serde::Serialize;
-use tessera_core::grant::client_credentials::Plan;
-use tessera_core::{AccessTokenFormat, Client, TokenHash, TokenKind};
+use tessera_core::grant::AccessTokenPlan;
+use tessera_core::{AccessTokenFormat, Client, Timestamp, TokenHash, TokenKind};
 use tessera_storage::AccessTokenRecord;
+use tessera_types::ErrorCode;
 
 use crate::error::OAuthError;
 use crate::state::AppState;
 
-/// The claims of a JWT access token (RFC 9068 §2.2).
+/// Who an access token is for, when it is a user (not the client itself).
+#[derive(Debug, Clone, Copy)]
+pub struct UserContext<'a> {
+    /// The user's `sub`.
+    pub user_id: &'a str,
+    /// The SSO session (`sid`).
+    pub session_id: Option<&'a str>,
+    /// When the user authenticated.
+    pub auth_time: Timestamp,
+    /// How (`amr`).
+    pub amr: &'a [String],
+    /// Authentication context class (`acr`).
+    pub acr: Option<&'a str>,
+    /// The grant the token was issued from.
+    pub grant_id: Option<&'a str>,
+}
+
+/// The claims of a JWT access token (RFC 9068 §2.2, §2.2.1).
 #[derive(Debug, Serialize)]
 pub struct AccessTokenClaims<'a> {
     /// Issuer.
@@ -29,6 +50,18 @@ pub struct AccessTokenClaims<'a> {
     /// Space-delimited scope, when any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<&'a str>,
+    /// The SSO session, for user tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<&'a str>,
+    /// RFC 9068 §2.2.1: when the user authenticated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    /// RFC 9068 §2.2.1: authentication context class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr: Option<&'a str>,
+    /// RFC 9068 §2.2.1: authentication methods.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amr: Option<&'a [String]>,
 }
 
 /// `aud` as RFC 7519 allows it.
@@ -41,16 +74,27 @@ pub enum Audience<'a> {
     Many(&'a [String]),
 }
 
-/// Issues the access token `plan` describes for `client` (acting as `subject`, or itself).
-/// Opaque tokens are stored durably before this returns.
+impl<'a> Audience<'a> {
+    /// One string for a single audience, else an array.
+    #[must_use]
+    pub fn of(audience: &'a [String]) -> Self {
+        match audience {
+            [one] => Self::One(one),
+            many => Self::Many(many),
+        }
+    }
+}
+
+/// Issues the access token `plan` describes for `client`, on behalf of `user` or of the client
+/// itself. Opaque tokens are stored durably before this returns.
 ///
 /// # Errors
 /// No signing key for the algorithm (a server error), or storage failures.
 pub async fn issue_access_token(
     state: &AppState,
     client: &Client,
-    subject: Option<&str>,
-    plan: &Plan,
+    user: Option<UserContext<'_>>,
+    plan: &AccessTokenPlan,
 ) -> Result<String, OAuthError> {
     let jti = new_jti();
     let scope = plan.scope.to_string();
@@ -65,27 +109,26 @@ pub async fn issue_access_token(
                 .settings
                 .access_token_algorithm
                 .unwrap_or(state.config.keys.access_token_algorithm);
-            let key = state.keys.signer(algorithm, plan.issued_at).ok_or_else(|| {
-                OAuthError::new(
-                    tessera_types::ErrorCode::ServerError,
-                    format!("no active {algorithm} signing key"),
-                )
-            })?;
+            let key = state
+                .keys
+                .signer(algorithm, plan.issued_at)
+                .ok_or_else(|| OAuthError::new(ErrorCode::ServerError, format!("no active {algorithm} signing key")))?;
             let claims = AccessTokenClaims {
                 iss: &state.urls.issuer,
                 exp: plan.expires_at.0,
-                aud: match audience.as_slice() {
-                    [one] => Audience::One(one),
-                    many => Audience::Many(many),
-                },
-                sub: subject.unwrap_or(&client.id),
+                aud: Audience::of(&audience),
+                sub: user.map_or(client.id.as_str(), |u| u.user_id),
                 client_id: &client.id,
                 iat: plan.issued_at.0,
                 jti: &jti,
                 scope: (!scope.is_empty()).then_some(scope.as_str()),
+                sid: user.and_then(|u| u.session_id),
+                auth_time: user.map(|u| u.auth_time.0),
+                acr: user.and_then(|u| u.acr),
+                amr: user.map(|u| u.amr).filter(|amr| !amr.is_empty()),
             };
             key.sign_jwt("at+jwt", &claims)
-                .map_err(|e| OAuthError::new(tessera_types::ErrorCode::ServerError, format!("signing failed: {e}")))
+                .map_err(|e| OAuthError::new(ErrorCode::ServerError, format!("signing failed: {e}")))
         }
         AccessTokenFormat::Opaque => {
             let token = TokenKind::AccessToken.generate(&mut rand::rngs::OsRng);
@@ -93,7 +136,8 @@ pub async fn issue_access_token(
                 hash: TokenHash::of(&token),
                 jti,
                 client_id: client.id.clone(),
-                subject: subject.map(str::to_owned),
+                subject: user.map(|u| u.user_id.to_owned()),
+                grant_id: user.and_then(|u| u.grant_id).map(str::to_owned),
                 scope,
                 audience,
                 issued_at: plan.issued_at,
@@ -103,6 +147,82 @@ pub async fn issue_access_token(
             Ok(token)
         }
     }
+}
+
+/// What a valid access token says, whatever its format.
+#[derive(Debug, Clone)]
+pub struct AccessTokenInfo {
+    /// `sub`: the user, or the client for client credentials.
+    pub subject: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The scope.
+    pub scope: tessera_core::Scope,
+    /// Expiry.
+    pub expires_at: Timestamp,
+}
+
+/// Checks an access token presented to one of our own endpoints (userinfo): a JWT signed by one of
+/// our published keys with `typ: at+jwt`, our issuer and an `exp` in the future; or an opaque
+/// token we stored that has not expired. The reason for a refusal is returned for the log.
+///
+/// # Errors
+/// The reason the token is not acceptable, or a storage failure.
+pub async fn validate_access_token(
+    state: &AppState,
+    token: &str,
+) -> Result<Result<AccessTokenInfo, String>, tessera_storage::RepositoryError> {
+    let now = state.now();
+    if TokenKind::recognise(token) == Some(TokenKind::AccessToken) {
+        let Some(record) = state
+            .storage
+            .access_tokens()
+            .find_by_hash(&TokenHash::of(token))
+            .await?
+        else {
+            return Ok(Err("unknown or revoked opaque access token".into()));
+        };
+        if now >= record.expires_at {
+            return Ok(Err("access token expired".into()));
+        }
+        return Ok(Ok(AccessTokenInfo {
+            subject: record.subject.unwrap_or_else(|| record.client_id.clone()),
+            client_id: record.client_id,
+            scope: tessera_core::Scope::from_tokens(record.scope.split(' ').filter(|s| !s.is_empty())),
+            expires_at: record.expires_at,
+        }));
+    }
+    let (header, claims) = match state.keys.verify(token, now) {
+        Ok(verified) => verified,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    if header.typ.as_deref() != Some("at+jwt") {
+        return Ok(Err("not an access token (typ is not at+jwt)".into()));
+    }
+    let string = |name: &str| claims.get(name).and_then(serde_json::Value::as_str).map(str::to_owned);
+    let exp = claims.get("exp").and_then(serde_json::Value::as_i64).unwrap_or(0);
+    if string("iss").as_deref() != Some(state.urls.issuer.as_str()) {
+        return Ok(Err("access token from another issuer".into()));
+    }
+    if now.0 >= exp {
+        return Ok(Err("access token expired".into()));
+    }
+    let (Some(subject), Some(client_id)) = (string("sub"), string("client_id")) else {
+        return Ok(Err("access token lacks sub or client_id".into()));
+    };
+    let scope = tessera_core::Scope::from_tokens(
+        string("scope")
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+    );
+    Ok(Ok(AccessTokenInfo {
+        subject,
+        client_id,
+        scope,
+        expires_at: Timestamp(exp),
+    }))
 }
 
 /// A fresh random token id (128 bits, base64url).

@@ -37,7 +37,7 @@ async fn postgres_nodes_migrating_at_once_apply_each_migration_once() -> TestRes
         let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
         let mut applied = [ra?, rb?];
         applied.sort();
-        assert_eq!(applied, [vec![], vec![1]]);
+        assert_eq!(applied, [vec![], vec![1, 2]]);
         Ok(())
     })
     .await
@@ -53,6 +53,10 @@ async fn postgres_refuses_a_newer_schema_and_reports_bad_rows() -> TestResult {
         client
             .batch_execute(
                 "INSERT INTO clients VALUES ('broken', NULL, 'not json', 0, 0);
+                 INSERT INTO users (id, username, claims, is_disabled, created_at, updated_at)
+                     VALUES ('u', 'unknown-claim', '{\"shoe_size\":42}', FALSE, 0, 0);
+                 INSERT INTO grants (id, user_id, client_id, scope, kind, created_at, last_used_at)
+                     VALUES ('g', 'u', 'c', '', 'forever', 0, 0);
                  INSERT INTO tessera_migrations VALUES (999, 'future', 0);",
             )
             .await?;
@@ -64,6 +68,16 @@ async fn postgres_refuses_a_newer_schema_and_reports_bad_rows() -> TestResult {
                     if id == "broken"
             ),
             "{lookup:?}"
+        );
+        let user = storage.users().find_by_username("unknown-claim").await;
+        assert!(
+            matches!(&user, Err(RepositoryError::Inconsistent { table: "users", column: "claims", id }) if id == "u"),
+            "{user:?}"
+        );
+        let grant = storage.grants().lookup("g").await;
+        assert!(
+            matches!(&grant, Err(RepositoryError::Inconsistent { table: "grants", column: "kind", id }) if id == "g"),
+            "{grant:?}"
         );
         let migrate = storage.migrate().await;
         assert!(

@@ -36,6 +36,7 @@ fn token(n: usize) -> AccessTokenRecord {
         jti: format!("jti-{n}"),
         client_id: "client".into(),
         subject: (n < 100).then(|| format!("user-{n}")),
+        grant_id: (n < 100).then(|| format!("grant-{n}")),
         scope: "read".into(),
         audience: vec![format!("aud-{n}")],
         issued_at: Timestamp(1_700_000_000),
@@ -102,7 +103,7 @@ async fn sqlite_writes_survive_reopening() -> TestResult {
     let path = dir.path().join("tessera.db");
     {
         let storage = SqliteStorage::open(&path, SqliteOptions::default())?;
-        assert_eq!(storage.migrate().await?, vec![1]);
+        assert_eq!(storage.migrate().await?, vec![1, 2]);
         storage.access_tokens().add(&token(7)).await?;
     }
     let storage = SqliteStorage::open(&path, SqliteOptions::default())?;

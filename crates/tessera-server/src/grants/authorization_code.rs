@@ -1,0 +1,146 @@
+//! The authorization-code grant (RFC 6749 §4.1.3, RFC 7636 §4.6, OIDC Core §3.1.3).
+//!
+//! Stores the grant (token family) the code's exchange creates, and the hash of an opaque access
+//! token; signs the access token (JWT) and the ID token. A code is single use: the first exchange
+//! consumes it with one conditional update, and any later presentation fails and revokes the grant
+//! the first one created, with everything issued from it (RFC 6749 §4.1.2, DESIGN B15) — a code
+//! used twice has leaked, and the tokens of the first use may be in an attacker's hands.
+
+use tessera_core::authorize::{OFFLINE_ACCESS, OPENID};
+use tessera_core::grant::{authorization_code, AccessTokenPlan, GrantError};
+use tessera_core::{Client, Grant, GrantKind, Scope, TokenHash, TokenKind};
+use tessera_types::token::{AuthorizationCodeGrant, TokenResponse};
+
+use crate::error::OAuthError;
+use crate::state::AppState;
+use crate::tokens::id_token::{self, IdTokenParams};
+use crate::tokens::{issue_access_token, UserContext};
+
+/// Handles `grant_type=authorization_code` for an authenticated client.
+///
+/// # Errors
+/// `invalid_request` without a code; `unauthorized_client`; `invalid_grant` for every problem with
+/// the code (the reason goes to the log only); storage or signing failures.
+pub async fn handle(
+    state: &AppState,
+    client: &Client,
+    request: &AuthorizationCodeGrant,
+) -> Result<TokenResponse, OAuthError> {
+    let now = state.now();
+    let code_value = request
+        .code
+        .as_deref()
+        .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+    if TokenKind::recognise(code_value) != Some(TokenKind::AuthorizationCode) {
+        return Err(GrantError::NotFound.into());
+    }
+    let hash = TokenHash::of(code_value);
+    let code = state
+        .storage
+        .authorization_codes()
+        .find_by_hash(&hash)
+        .await?
+        .ok_or(GrantError::NotFound)?;
+    if code.consumed_at.is_some() {
+        return Err(revoke_after_reuse(state, &code.grant_id).await);
+    }
+    authorization_code::check(client, request, &code, now)?;
+    let user = match state.storage.users().lookup(&code.user_id).await? {
+        Some(user) if !user.is_disabled => user,
+        _ => return Err(GrantError::UserUnavailable(code.user_id.clone()).into()),
+    };
+    let session = state.storage.sessions().lookup(&code.session_id).await?;
+    if !session
+        .as_ref()
+        .is_some_and(|s| s.is_active(now, state.config.sessions.idle_timeout))
+    {
+        return Err(GrantError::SessionEnded(code.session_id.clone()).into());
+    }
+    let scope = Scope::from_tokens(code.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned));
+    let kind = if scope.contains(OFFLINE_ACCESS) {
+        GrantKind::Offline
+    } else {
+        GrantKind::Online
+    };
+    let grant = Grant {
+        id: code.grant_id.clone(),
+        user_id: user.id.clone(),
+        client_id: client.id.clone(),
+        scope: code.scope.clone(),
+        kind,
+        session_id: Some(code.session_id.clone()),
+        created_at: now,
+        last_used_at: now,
+        expires_at: None,
+        revoked_at: None,
+        revocation_reason: None,
+    };
+    // The grant is stored before the code is consumed, so a concurrent second use always finds
+    // something to revoke: either its own `add` conflicts or its `consume` loses.
+    match state.storage.grants().add(&grant).await {
+        Ok(()) => {}
+        Err(tessera_storage::RepositoryError::Conflict(_)) => {
+            return Err(revoke_after_reuse(state, &code.grant_id).await)
+        }
+        Err(error) => return Err(error.into()),
+    }
+    // Single use, decided by the database: of concurrent exchanges exactly one gets `true`.
+    if !state.storage.authorization_codes().consume(&hash, now).await? {
+        return Err(revoke_after_reuse(state, &code.grant_id).await);
+    }
+    state.storage.sessions().touch(&code.session_id, now).await?;
+
+    let context = UserContext {
+        user_id: &user.id,
+        session_id: Some(&code.session_id),
+        auth_time: code.auth_time,
+        amr: &code.amr,
+        acr: code.acr.as_deref(),
+        grant_id: Some(&grant.id),
+    };
+    let plan = AccessTokenPlan::new(
+        client,
+        scope.clone(),
+        code.audience.clone(),
+        state.access_token_policy(),
+        now,
+    );
+    let access_token = issue_access_token(state, client, Some(context), &plan).await?;
+    let id_token = if scope.contains(OPENID) {
+        let params = IdTokenParams {
+            context,
+            scope: &scope,
+            nonce: code.nonce.as_deref(),
+            access_token: Some(&access_token),
+            now,
+        };
+        Some(id_token::issue(state, client, &user, &params)?)
+    } else {
+        None
+    };
+    tracing::info!(client.id = %client.id, grant.id = %grant.id, kind = kind.as_str(), "exchanged authorization code");
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: now.seconds_until(plan.expires_at),
+        scope: (!scope.is_empty()).then(|| scope.to_string()),
+        refresh_token: None,
+        refresh_expires_in: None,
+        id_token,
+    })
+}
+
+/// A second use of a code: revoke the grant of the first use (committed before answering), then
+/// refuse with `invalid_grant`.
+async fn revoke_after_reuse(state: &AppState, grant_id: &str) -> OAuthError {
+    match state.storage.grants().revoke(grant_id, state.now(), "code_reuse").await {
+        Ok(revoked) => {
+            tracing::warn!(grant.id = grant_id, revoked, "authorization code reused: grant revoked");
+            GrantError::CodeReused {
+                grant_id: grant_id.to_owned(),
+            }
+            .into()
+        }
+        Err(error) => error.into(),
+    }
+}

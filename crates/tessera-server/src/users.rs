@@ -1,0 +1,241 @@
+//! Local users: the one service the CLI (and later the admin API) calls. Passwords are hashed with
+//! argon2id (RFC 9106 parameters as recommended by OWASP) on the blocking pool, never on the
+//! async executor, and never on the token path.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rand::RngCore;
+use tessera_core::{Timestamp, User, UserClaims};
+use tessera_storage::{RepositoryError, Storage};
+
+/// Why a user operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// The input is not acceptable.
+    #[error("invalid user: {0}")]
+    Invalid(String),
+    /// No such user.
+    #[error("user {0:?} not found")]
+    NotFound(String),
+    /// The username is taken.
+    #[error("username {0:?} is taken")]
+    Exists(String),
+    /// Hashing failed.
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(RepositoryError),
+}
+
+impl From<RepositoryError> for UserError {
+    fn from(error: RepositoryError) -> Self {
+        Self::Storage(error)
+    }
+}
+
+/// Shortest accepted password (NIST SP 800-63B §5.1.1.2: at least 8).
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+/// Creates a user with a random id.
+///
+/// # Errors
+/// An invalid username or password, a taken username, storage failures.
+pub async fn create(
+    storage: &dyn Storage,
+    rng: &mut dyn RngCore,
+    now: Timestamp,
+    username: &str,
+    password: Option<&str>,
+    claims: UserClaims,
+) -> Result<User, UserError> {
+    validate_username(username)?;
+    let password_hash = match password {
+        Some(password) => Some(hash_password(password).await?),
+        None => None,
+    };
+    let mut random = [0u8; 16];
+    rng.fill_bytes(&mut random);
+    let user = User {
+        id: tessera_jose::base64url_encode(&random),
+        username: username.to_owned(),
+        password_hash,
+        claims,
+        is_disabled: false,
+        password_changed_at: password.map(|_| now),
+        created_at: now,
+        updated_at: now,
+    };
+    match storage.users().add(&user).await {
+        Ok(()) => Ok(user),
+        Err(RepositoryError::Conflict(_)) => Err(UserError::Exists(username.to_owned())),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Finds a user by username, else by id.
+///
+/// # Errors
+/// An unknown user; storage failures.
+pub async fn show(storage: &dyn Storage, username_or_id: &str) -> Result<User, UserError> {
+    if let Some(user) = storage.users().find_by_username(username_or_id).await? {
+        return Ok(user);
+    }
+    storage
+        .users()
+        .lookup(username_or_id)
+        .await?
+        .ok_or_else(|| UserError::NotFound(username_or_id.to_owned()))
+}
+
+/// Sets a new password.
+///
+/// # Errors
+/// A too-short password, an unknown user, storage failures.
+pub async fn set_password(
+    storage: &dyn Storage,
+    now: Timestamp,
+    username_or_id: &str,
+    password: &str,
+) -> Result<User, UserError> {
+    let mut user = show(storage, username_or_id).await?;
+    user.password_hash = Some(hash_password(password).await?);
+    user.password_changed_at = Some(now);
+    save(storage, now, user).await
+}
+
+/// Disables or enables a user. A disabled user cannot log in.
+///
+/// # Errors
+/// An unknown user, storage failures.
+pub async fn set_disabled(
+    storage: &dyn Storage,
+    now: Timestamp,
+    username_or_id: &str,
+    is_disabled: bool,
+) -> Result<User, UserError> {
+    let mut user = show(storage, username_or_id).await?;
+    user.is_disabled = is_disabled;
+    save(storage, now, user).await
+}
+
+/// Replaces a user's claims.
+///
+/// # Errors
+/// An unknown user, storage failures.
+pub async fn set_claims(
+    storage: &dyn Storage,
+    now: Timestamp,
+    username_or_id: &str,
+    claims: UserClaims,
+) -> Result<User, UserError> {
+    let mut user = show(storage, username_or_id).await?;
+    user.claims = claims;
+    save(storage, now, user).await
+}
+
+/// Deletes a user.
+///
+/// # Errors
+/// An unknown user, storage failures.
+pub async fn delete(storage: &dyn Storage, username_or_id: &str) -> Result<(), UserError> {
+    let user = show(storage, username_or_id).await?;
+    if storage.users().remove(&user.id).await? {
+        Ok(())
+    } else {
+        Err(UserError::NotFound(username_or_id.to_owned()))
+    }
+}
+
+async fn save(storage: &dyn Storage, now: Timestamp, mut user: User) -> Result<User, UserError> {
+    user.updated_at = now;
+    if storage.users().update(&user).await? {
+        Ok(user)
+    } else {
+        Err(UserError::NotFound(user.username))
+    }
+}
+
+fn validate_username(username: &str) -> Result<(), UserError> {
+    let is_valid = !username.is_empty()
+        && username.chars().count() <= 255
+        && !username.chars().any(|c| c.is_control() || c.is_whitespace());
+    if is_valid {
+        Ok(())
+    } else {
+        Err(UserError::Invalid(format!(
+            "username {username:?} must be 1-255 characters without spaces or control characters"
+        )))
+    }
+}
+
+/// Hashes a password with argon2id on the blocking pool.
+///
+/// # Errors
+/// A password shorter than [`MIN_PASSWORD_LEN`]; hashing failures.
+pub async fn hash_password(password: &str) -> Result<String, UserError> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(UserError::Invalid(format!(
+            "the password must have at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|e| UserError::Hashing(e.to_string()))
+    })
+    .await
+    .map_err(|e| UserError::Hashing(e.to_string()))?
+}
+
+/// A fixed hash to verify against when the username is unknown, so that a wrong username and a
+/// wrong password take the same time and the login page cannot be used to find usernames.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2Wy8g3ihKtFb0Qk7QK2cIx8ZxI7yB5GEMDoDcoJ3Qvw";
+
+/// The outcome of checking a username and password.
+#[derive(Debug)]
+pub enum Authentication {
+    /// Username and password are right, and the user may log in.
+    Success(User),
+    /// Username and password are right, but the user is disabled.
+    Disabled,
+    /// Wrong username or password (indistinguishable on purpose).
+    Failed,
+}
+
+/// Checks a username and password, always spending one argon2id verification.
+///
+/// # Errors
+/// Storage failures.
+pub async fn authenticate(
+    storage: &dyn Storage,
+    username: &str,
+    password: &str,
+) -> Result<Authentication, RepositoryError> {
+    let user = storage.users().find_by_username(username).await?;
+    let stored_hash = user
+        .as_ref()
+        .and_then(|u| u.password_hash.clone())
+        .unwrap_or_else(|| DUMMY_HASH.to_owned());
+    let password = password.to_owned();
+    let is_match = tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&stored_hash)
+            .is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+    })
+    .await
+    .unwrap_or(false);
+    Ok(match user {
+        Some(user) if is_match && user.password_hash.is_some() => {
+            if user.is_disabled {
+                Authentication::Disabled
+            } else {
+                Authentication::Success(user)
+            }
+        }
+        _ => Authentication::Failed,
+    })
+}
