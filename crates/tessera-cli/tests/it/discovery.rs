@@ -17,10 +17,12 @@ async fn metadata_is_complete_and_true() {
     assert!(oauth["response_types_supported"].is_array());
     assert_eq!(oauth["token_endpoint"], server.url("/token"));
     assert_eq!(oauth["jwks_uri"], server.url("/jwks"));
-    assert!(
-        oauth.get("authorization_endpoint").is_none(),
-        "no /authorize yet, so none advertised"
-    );
+    assert_eq!(oauth["authorization_endpoint"], server.url("/authorize"));
+    assert_eq!(oauth["userinfo_endpoint"], server.url("/userinfo"));
+    assert_eq!(oauth["end_session_endpoint"], server.url("/logout"));
+    assert_eq!(oauth["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(oauth["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    assert_eq!(oauth["authorization_response_iss_parameter_supported"], true);
     let id_token_algs = oauth["id_token_signing_alg_values_supported"].as_array().unwrap();
     assert!(
         id_token_algs.iter().any(|a| a == "RS256"),

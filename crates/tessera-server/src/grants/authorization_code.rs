@@ -27,6 +27,12 @@ pub async fn handle(
     request: &AuthorizationCodeGrant,
 ) -> Result<TokenResponse, OAuthError> {
     let now = state.now();
+    if !client.allows_grant(tessera_types::token::GrantType::AuthorizationCode) {
+        return Err(GrantError::GrantNotAllowed {
+            grant_type: "authorization_code",
+        }
+        .into());
+    }
     let code_value = request
         .code
         .as_deref()
