@@ -3,12 +3,14 @@
 //! clients (`oauth2`, `jsonwebtoken`, `reqwest`) and the real `tessera` binary for the CLI.
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly by design")]
 
+mod authorization_code;
 mod browser;
 mod cli;
 mod client_credentials;
 mod discovery;
 mod errors;
 mod keys;
+mod login_flow;
 mod operations;
 mod support;
 mod tidy;
