@@ -5,6 +5,7 @@
 
 mod authorization_code;
 mod browser;
+mod browser_flow;
 mod cli;
 mod client_credentials;
 mod discovery;

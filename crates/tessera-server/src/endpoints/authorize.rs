@@ -197,7 +197,8 @@ async fn authorize_validated(
                 client_name => client_name(client), csrf_token => csrf, authorization_request => raw,
                 interaction_started_at => interaction.started_at.0, username, error,
             },
-            None,
+            // The form's POST is answered with a redirect to the client: CSP form-action covers it.
+            Some(&request.redirect_uri),
         );
         return Ok(with_cookies(page, set_cookies));
     }
@@ -257,7 +258,7 @@ async fn authorize_validated(
                 interaction_started_at => interaction.started_at.0, scopes, username => &user.username,
                 offline => request.scope.contains(OFFLINE_ACCESS),
             },
-            None,
+            Some(&request.redirect_uri),
         );
         return Ok(with_cookies(page, set_cookies));
     }

@@ -108,10 +108,10 @@ async fn logout(state: &AppState, headers: &HeaderMap, raw: &[u8], is_post: bool
             StatusCode::OK,
             "logout.html",
             minijinja::context! {
-                signed_out => false, csrf_token => csrf, client_id, post_logout_redirect_uri => redirect, state => client_state,
+                signed_out => false, csrf_token => csrf, client_id, post_logout_redirect_uri => redirect.clone(), state => client_state,
                 username => current.as_ref().map(|(_, user)| user.username.clone()),
             },
-            None,
+            redirect.as_deref(),
         );
         return with_cookies(page, csrf_cookie);
     }
