@@ -346,3 +346,76 @@ async fn serve_answers_and_stops_gracefully_on_sigterm() {
     );
     assert!(!stderr.contains(secret), "no secret in logs");
 }
+
+#[test]
+fn user_commands_are_scriptable() {
+    use std::io::Write as _;
+    let cli = Cli::new();
+    let mut child = cli
+        .command(&[
+            "user",
+            "create",
+            "ada",
+            "--password-stdin",
+            "--json",
+            "--name",
+            "Ada Lovelace",
+            "--email",
+            "ada@example.org",
+            "--email-verified",
+            "true",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse battery staple\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let created: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(created["username"], "ada");
+    assert_eq!(created["has_password"], true);
+    assert_eq!(
+        created["claims"],
+        serde_json::json!({ "name": "Ada Lovelace", "email": "ada@example.org", "email_verified": true })
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("argon2"),
+        "no password hash in the output"
+    );
+
+    let shown = cli.json(&["user", "show", "ada", "--json"]);
+    assert_eq!(shown["id"], created["id"]);
+    let by_id = cli.json(&["user", "show", created["id"].as_str().unwrap(), "--json"]);
+    assert_eq!(by_id["username"], "ada");
+    assert_eq!(cli.json(&["user", "disable", "ada", "--json"])["is_disabled"], true);
+    assert_eq!(cli.json(&["user", "enable", "ada", "--json"])["is_disabled"], false);
+    let updated = cli.json(&["user", "update", "ada", "--json", "--given-name", "Ada"]);
+    assert_eq!(updated["claims"]["given_name"], "Ada");
+    assert_eq!(updated["claims"]["name"], "Ada Lovelace", "other claims are kept");
+
+    let mut child = cli
+        .command(&["user", "passwd", "ada", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"short\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at least 8 characters"));
+
+    let list = cli.json(&["user", "list", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    cli.fails(&["user", "create", "ada"], "taken");
+    cli.fails(&["user", "create", "has space"], "username");
+    assert_eq!(cli.json(&["user", "delete", "ada", "--json"])["deleted"], "ada");
+    cli.fails(&["user", "show", "ada"], "not found");
+}
