@@ -200,7 +200,7 @@ const DUMMY_HASH: &str =
 #[derive(Debug)]
 pub enum Authentication {
     /// Username and password are right, and the user may log in.
-    Success(User),
+    Success(Box<User>),
     /// Username and password are right, but the user is disabled.
     Disabled,
     /// Wrong username or password (indistinguishable on purpose).
@@ -233,7 +233,7 @@ pub async fn authenticate(
             if user.is_disabled {
                 Authentication::Disabled
             } else {
-                Authentication::Success(user)
+                Authentication::Success(Box::new(user))
             }
         }
         _ => Authentication::Failed,

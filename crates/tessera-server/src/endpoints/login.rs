@@ -48,7 +48,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
                 tracing::info!(user.id = %user.id, session.id = %session.id, "login succeeded");
                 Interaction {
                     started_at,
-                    new_session: Some((session, user, cookie)),
+                    new_session: Some((session, *user, cookie)),
                     ..Interaction::default()
                 }
             }
