@@ -602,3 +602,88 @@ async fn userinfo_errors() {
     let response = server.http.get(format!("{url}?access_token=x")).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 401);
 }
+
+#[tokio::test]
+async fn pages_cookies_and_the_post_forms_of_each_endpoint() {
+    let server = TestServer::start().await;
+    let (client_id, secret) = server.client("rp", web_app()).await;
+    ada(&server).await;
+
+    // POST /authorize takes the same parameters; login_hint prefills the username.
+    let url = authorize_url(&server, &client_id, &[("login_hint", "ada")]);
+    let query = url.split_once('?').unwrap().1.to_owned();
+    let response = server
+        .http
+        .post(server.url("/authorize"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(query)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let headers = response.headers().clone();
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    let html = response.text().await.unwrap();
+    assert!(html.contains("value=\"ada\""), "login_hint prefills the username");
+
+    // The session cookie: HttpOnly, SameSite=Lax, bounded by the session's hard end.
+    let agent = Agent::new();
+    let (_, html) = agent.get(&authorize_url(&server, &client_id, &[])).await.page();
+    let fields = crate::login_flow::hidden_fields(&html);
+    let mut form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    form.extend([("username", "ada"), ("password", PASSWORD)]);
+    let response = agent.http.post(server.url("/login")).form(&form).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("tessera_session="))
+        .unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Max-Age=36000"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http issuer in tests; Secure is set for https issuers"
+    );
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let code = form_urlencoded::parse(location.split_once('?').unwrap().1.as_bytes())
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+
+    // Userinfo by POST with the token in the form body (RFC 6750 §2.2).
+    let (_, tokens) = exchange(&server, (&client_id, secret.as_deref().unwrap()), &code, Some(VERIFIER)).await;
+    let access_token = tokens["access_token"].as_str().unwrap();
+    let response = server
+        .http
+        .post(server.url("/userinfo"))
+        .form(&[("access_token", access_token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let claims: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(claims["email"], "ada@example.org");
+    assert_eq!(claims["preferred_username"], "ada");
+    // Both header and body: refused (RFC 6750 §2).
+    let response = server
+        .http
+        .post(server.url("/userinfo"))
+        .bearer_auth(access_token)
+        .form(&[("access_token", access_token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+}
