@@ -10,6 +10,7 @@ pub mod grant;
 pub mod grant_record;
 pub mod keys;
 pub mod pkce;
+pub mod refresh;
 #[cfg(test)]
 mod properties;
 pub mod scope;

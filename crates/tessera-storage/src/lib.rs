@@ -13,6 +13,7 @@
 
 use async_trait::async_trait;
 use tessera_core::keys::SigningKeyRecord;
+use tessera_core::refresh::RefreshToken;
 use tessera_core::{AuthorizationCode, Client, Grant, SsoSession, Timestamp, TokenHash, User};
 
 /// A storage failure.
@@ -284,11 +285,85 @@ pub trait GrantRepository: Send + Sync {
         reason: &str,
     ) -> Result<u64, RepositoryError>;
 
+    /// Revokes every unrevoked grant of `user_id` (only online ones when `only_online`) and deletes
+    /// their opaque access tokens, in one transaction (DESIGN B10). Returns how many were revoked.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn revoke_for_user(&self, user_id: &str, only_online: bool, now: Timestamp, reason: &str) -> Result<u64, RepositoryError>;
+
+    /// Keeps at most `max_active` unrevoked grants for (user, client): revokes the least recently
+    /// used (`last_used_at`, then `created_at`, oldest first) beyond that, with reason
+    /// `grant_limit`, in one transaction. Returns how many were revoked.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn enforce_limit(&self, user_id: &str, client_id: &str, max_active: u32, now: Timestamp) -> Result<u64, RepositoryError>;
+
     /// Every grant of a user, newest first.
     ///
     /// # Errors
     /// Backend errors.
     async fn list_by_user(&self, user_id: &str) -> Result<Vec<Grant>, RepositoryError>;
+}
+
+/// One refresh: everything [`RefreshTokenRepository::rotate`] does in its transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The presented token.
+    pub presented: TokenHash,
+    /// `Some(n)`: use the presented token once more, if its `use_count` is still `n` and it is not
+    /// spent (compare-and-set); it becomes spent (`spent_at = now`) when `n + 1 >= allowed_uses`
+    /// and `spend_when_used_up`. `None`: a sibling inside the grace window; the presented token is
+    /// left as it is.
+    pub expected_use_count: Option<u32>,
+    /// `max_reuse + 1`.
+    pub allowed_uses: u32,
+    /// The token to issue (its `parent` is the presented token).
+    pub new_token: RefreshToken,
+    /// The online grant's session, to record activity (`last_active_at = now`, forward only).
+    pub touch_session: Option<String>,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// Refresh tokens (DESIGN §5: hash, grant, parent, state, expiry, spent_at).
+#[async_trait]
+pub trait RefreshTokenRepository: Send + Sync {
+    /// Stores the first refresh token of a grant.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Conflict`] on a duplicate hash; backend errors.
+    async fn add(&self, token: &RefreshToken) -> Result<(), RepositoryError>;
+
+    /// The token with this hash (spent and expired ones included: the caller decides).
+    ///
+    /// # Errors
+    /// Backend errors; an undecodable row is [`RepositoryError::Inconsistent`].
+    async fn find_by_hash(&self, hash: &TokenHash) -> Result<Option<RefreshToken>, RepositoryError>;
+
+    /// One refresh, atomically, in one transaction:
+    /// 1. with `expected_use_count = Some(n)`: `UPDATE refresh_tokens SET use_count = n + 1,
+    ///    spent_at = CASE WHEN n + 1 >= allowed_uses THEN now ELSE NULL END WHERE hash = presented
+    ///    AND use_count = n AND spent_at IS NULL` must change exactly one row;
+    /// 2. `UPDATE grants SET last_used_at = now WHERE id = new_token.grant_id AND revoked_at IS NULL`
+    ///    must change exactly one row (no token is ever issued from a revoked grant);
+    /// 3. insert `new_token`;
+    /// 4. with `touch_session`: `last_active_at = now` if the session is not ended and was active earlier.
+    ///
+    /// Returns `true` when all of it committed, `false` when step 1 or 2 changed no row (a lost
+    /// race, or a revoked grant) — then nothing changed.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn rotate(&self, rotation: &Rotation) -> Result<bool, RepositoryError>;
+
+    /// Deletes up to `limit` tokens that expired before `now`, and tokens of grants revoked before
+    /// `now`; returns how many.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn cleanup_expired(&self, now: Timestamp, limit: u32) -> Result<u64, RepositoryError>;
 }
 
 /// An opaque access token as stored (the token itself never is).
@@ -357,6 +432,8 @@ pub trait Storage: Send + Sync {
     fn authorization_codes(&self) -> &dyn AuthorizationCodeRepository;
     /// Grants (token families).
     fn grants(&self) -> &dyn GrantRepository;
+    /// Refresh tokens.
+    fn refresh_tokens(&self) -> &dyn RefreshTokenRepository;
 
     /// `sqlite` or `postgres`, for logs and metrics.
     fn backend_name(&self) -> &'static str;

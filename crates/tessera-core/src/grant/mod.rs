@@ -113,6 +113,18 @@ pub enum GrantError {
     /// The user is disabled or gone.
     #[error("user {0} is disabled or no longer exists")]
     UserUnavailable(String),
+    /// The grant was revoked.
+    #[error("grant {0} is revoked")]
+    GrantRevoked(String),
+    /// A spent refresh token outside the grace window: the grant must be revoked (DESIGN B3).
+    #[error("refresh token reused outside the grace window; revoking grant {grant_id}")]
+    RefreshTokenReused {
+        /// The grant to revoke.
+        grant_id: String,
+    },
+    /// A used-up refresh token with rotation off (no reuse detection).
+    #[error("refresh token has no uses left")]
+    RefreshTokenSpent,
     /// The SSO session the code came from has ended.
     #[error("the SSO session {0} has ended")]
     SessionEnded(String),
@@ -141,7 +153,10 @@ impl GrantError {
             | Self::PkceMismatch
             | Self::PkceUnexpected
             | Self::UserUnavailable(_)
-            | Self::SessionEnded(_) => ErrorCode::InvalidGrant,
+            | Self::SessionEnded(_)
+            | Self::GrantRevoked(_)
+            | Self::RefreshTokenReused { .. }
+            | Self::RefreshTokenSpent => ErrorCode::InvalidGrant,
         }
     }
 }
