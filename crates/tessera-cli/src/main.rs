@@ -105,7 +105,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Client(command) => client::run(*command, storage.as_ref(), cli.json).await,
-        Command::User(command) => user::run(*command, storage.as_ref(), cli.json).await,
+        Command::User(command) => user::run(*command, &config, storage.as_ref(), cli.json).await,
         Command::Keys(command) => keys::run(command, &config, storage.as_ref(), cli.json).await,
     }
 }

@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use tessera_core::{Clock as _, User, UserClaims};
 use tessera_server::clock::SystemClock;
+use tessera_server::config::Config;
 use tessera_server::users;
 use tessera_storage::Storage;
 
@@ -101,8 +102,9 @@ fn read_password() -> anyhow::Result<String> {
     Ok(password)
 }
 
-pub async fn run(command: UserCommand, storage: &dyn Storage, json: bool) -> anyhow::Result<()> {
+pub async fn run(command: UserCommand, config: &Config, storage: &dyn Storage, json: bool) -> anyhow::Result<()> {
     let now = SystemClock.now();
+    let revocation = config.refresh_tokens.revoke_on_password_change;
     match command {
         UserCommand::Create {
             username,
@@ -138,11 +140,11 @@ pub async fn run(command: UserCommand, storage: &dyn Storage, json: bool) -> any
         }
         UserCommand::Show { user } => print_user(&users::show(storage, &user).await?, json),
         UserCommand::Passwd { user } => print_user(
-            &users::set_password(storage, now, &user, &read_password()?).await?,
+            &users::set_password(storage, now, &user, &read_password()?, revocation).await?,
             json,
         ),
-        UserCommand::Disable { user } => print_user(&users::set_disabled(storage, now, &user, true).await?, json),
-        UserCommand::Enable { user } => print_user(&users::set_disabled(storage, now, &user, false).await?, json),
+        UserCommand::Disable { user } => print_user(&users::set_disabled(storage, now, &user, true, revocation).await?, json),
+        UserCommand::Enable { user } => print_user(&users::set_disabled(storage, now, &user, false, revocation).await?, json),
         UserCommand::Update { user, claims } => {
             let current = users::show(storage, &user).await?;
             print_user(
@@ -151,7 +153,7 @@ pub async fn run(command: UserCommand, storage: &dyn Storage, json: bool) -> any
             );
         }
         UserCommand::Delete { user } => {
-            users::delete(storage, &user).await?;
+            users::delete(storage, now, &user).await?;
             if json {
                 println!("{}", serde_json::json!({ "deleted": user }));
             } else {

@@ -240,3 +240,196 @@ pub fn decide(request: &RefreshRequest<'_>) -> Result<RefreshPlan, GrantError> {
 pub fn expires_in(now: Timestamp, expires_at: Timestamp) -> u64 {
     now.seconds_until(expires_at).max(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEFAULTS: RefreshPolicy = RefreshPolicy {
+        issuance: RefreshTokenIssuance::OfflineAccess,
+        idle_timeout: 1800,
+        offline_idle_timeout: 2_592_000,
+        offline_max_lifetime: 0,
+        rotation: true,
+        max_reuse: 0,
+        reuse_detection: true,
+        reuse_grace_window: 0,
+        public_clients: PublicClientRefresh::RotationRequired,
+        allow_offline_access: true,
+        max_active_grants: 50,
+    };
+
+    /// Login at 0: the session ends at 36 000 (10 h); the first RT was issued at `issued_at`.
+    struct Case {
+        policy: RefreshPolicy,
+        kind: GrantKind,
+        grant_expires_at: Option<i64>,
+        session_last_active: i64,
+        session_ended_at: Option<i64>,
+        issued_at: i64,
+        use_count: u32,
+        spent_at: Option<i64>,
+        revoked: bool,
+        client: &'static str,
+        scope: Option<&'static str>,
+    }
+
+    impl Default for Case {
+        fn default() -> Self {
+            Self {
+                policy: DEFAULTS,
+                kind: GrantKind::Online,
+                grant_expires_at: Some(36_000),
+                session_last_active: 0,
+                session_ended_at: None,
+                issued_at: 0,
+                use_count: 0,
+                spent_at: None,
+                revoked: false,
+                client: "app",
+                scope: None,
+            }
+        }
+    }
+
+    #[track_caller]
+    fn check(case: &Case, now: i64, expected: Result<&str, &str>) {
+        let grant = Grant {
+            id: "g".into(),
+            user_id: "u".into(),
+            client_id: "app".into(),
+            scope: "openid profile offline_access".into(),
+            kind: case.kind,
+            session_id: Some("s".into()),
+            created_at: Timestamp(0),
+            last_used_at: Timestamp(0),
+            expires_at: case.grant_expires_at.map(Timestamp),
+            revoked_at: case.revoked.then_some(Timestamp(0)),
+            revocation_reason: None,
+        };
+        let session = SsoSession {
+            id: "s".into(),
+            token_hash: TokenHash::of("cookie"),
+            user_id: "u".into(),
+            auth_time: Timestamp(0),
+            amr: vec!["pwd".into()],
+            acr: None,
+            last_active_at: Timestamp(case.session_last_active),
+            expires_at: Timestamp(36_000),
+            ended_at: case.session_ended_at.map(Timestamp),
+        };
+        let token = RefreshToken {
+            hash: TokenHash::of("rt"),
+            grant_id: "g".into(),
+            parent: None,
+            client_id: "app".into(),
+            issued_at: Timestamp(case.issued_at),
+            expires_at: expiry(case.kind, &case.policy, grant.expires_at, Timestamp(case.issued_at)),
+            use_count: case.use_count,
+            spent_at: case.spent_at.map(Timestamp),
+        };
+        let request = RefreshRequest {
+            client_id: case.client,
+            token: &token,
+            grant: &grant,
+            session: Some(&session),
+            requested_scope: case.scope,
+            policy: &case.policy,
+            session_idle_timeout: 1800,
+            now: Timestamp(now),
+        };
+        let actual = decide(&request).map(|plan| match plan {
+            RefreshPlan::Rotate { access_scope, expires_at, .. } => format!("rotate {access_scope} until {} (in {})", expires_at.0, expires_in(Timestamp(now), expires_at)),
+            RefreshPlan::Sibling { access_scope, expires_at } => format!("sibling {access_scope} until {}", expires_at.0),
+        });
+        let actual = actual.map_err(|e| e.to_string());
+        let expected = expected.map(str::to_owned).map_err(str::to_owned);
+        assert_eq!(actual, expected, "now = {now}");
+    }
+
+    #[test]
+    fn online_refresh_tokens_idle_out_and_end_with_the_session() {
+        // B2: a new RT expires at min(now + 1800, session end 36 000); refresh_expires_in says so.
+        // (Another client kept the session active until 2000, so only the RT's own idle expiry applies.)
+        let case = Case { issued_at: 1000, session_last_active: 2000, ..Case::default() };
+        check(&case, 2799, Ok("rotate offline_access openid profile until 4599 (in 1800)"));
+        check(&case, 2800, Err("the grant has expired"));
+        // Near the hard end the new RT is capped by the session (B18: never 0 or negative).
+        let late = Case { issued_at: 35_000, session_last_active: 35_000, ..Case::default() };
+        check(&late, 35_999, Ok("rotate offline_access openid profile until 36000 (in 1)"));
+        check(&late, 36_000, Err("the SSO session s has ended"));
+        // B9: the session ended (logout) or went idle.
+        check(&Case { session_ended_at: Some(10), ..Case::default() }, 20, Err("the SSO session s has ended"));
+        let idle = Case { issued_at: 0, session_last_active: 0, policy: RefreshPolicy { idle_timeout: 3600, ..DEFAULTS }, ..Case::default() };
+        check(&idle, 1799, Ok("rotate offline_access openid profile until 5399 (in 3600)"));
+        check(&idle, 1800, Err("the SSO session s has ended"));
+    }
+
+    #[test]
+    fn offline_refresh_tokens_outlive_the_session_and_idle_out() {
+        // B6: offline RTs survive logout and session expiry; 30 days idle; grant max if set.
+        let offline = Case { kind: GrantKind::Offline, grant_expires_at: None, session_ended_at: Some(5), ..Case::default() };
+        check(&offline, 2_591_999, Ok("rotate offline_access openid profile until 5183999 (in 2592000)"));
+        check(&offline, 2_592_000, Err("the grant has expired"));
+        let capped = Case { kind: GrantKind::Offline, grant_expires_at: Some(100_000), ..Case::default() };
+        check(&capped, 99_999, Ok("rotate offline_access openid profile until 100000 (in 1)"));
+        check(&capped, 100_000, Err("the grant has expired"));
+    }
+
+    #[test]
+    fn reuse_grace_and_rotation_off() {
+        // B3: a spent RT outside the grace window revokes the grant; inside it gets a sibling.
+        let spent = Case { use_count: 1, spent_at: Some(100), ..Case::default() };
+        check(&spent, 100, Err("refresh token reused outside the grace window; revoking grant g"));
+        let grace = Case { use_count: 1, spent_at: Some(100), policy: RefreshPolicy { reuse_grace_window: 10, ..DEFAULTS }, ..Case::default() };
+        check(&grace, 109, Ok("sibling offline_access openid profile until 1909"));
+        check(&grace, 110, Err("refresh token reused outside the grace window; revoking grant g"));
+        // Reuse is judged before the scope: a wider scope does not dodge detection.
+        check(&Case { scope: Some("admin"), ..Case { use_count: 1, spent_at: Some(100), ..Case::default() } }, 101, Err("refresh token reused outside the grace window; revoking grant g"));
+        // Without reuse detection, or with rotation off: refused, the grant lives.
+        let no_detection = Case { use_count: 1, spent_at: Some(100), policy: RefreshPolicy { reuse_detection: false, ..DEFAULTS }, ..Case::default() };
+        check(&no_detection, 101, Err("refresh token has no uses left"));
+        let rotation_off = Case { use_count: 3, spent_at: Some(100), policy: RefreshPolicy { rotation: false, max_reuse: 2, reuse_grace_window: 10, ..DEFAULTS }, ..Case::default() };
+        check(&rotation_off, 101, Err("refresh token has no uses left"));
+        // max_reuse: an RT with uses left rotates again.
+        let reusable = Case { use_count: 2, policy: RefreshPolicy { max_reuse: 2, ..DEFAULTS }, ..Case::default() };
+        check(&reusable, 10, Ok("rotate offline_access openid profile until 1810 (in 1800)"));
+        assert_eq!(RefreshPolicy { max_reuse: 2, ..DEFAULTS }.allowed_uses(), 3);
+    }
+
+    #[test]
+    fn scope_client_and_revocation() {
+        // B7: narrower scope for the access token; wider is invalid_scope.
+        check(&Case { scope: Some("openid"), ..Case::default() }, 10, Ok("rotate openid until 1810 (in 1800)"));
+        check(&Case { scope: Some("openid admin"), ..Case::default() }, 10, Err("scopes not allowed for client: admin"));
+        // B8: another client's RT.
+        check(&Case { client: "other", ..Case::default() }, 10, Err("code was issued to client app, not other"));
+        // A revoked grant's RTs are dead.
+        check(&Case { revoked: true, ..Case::default() }, 10, Err("grant g is revoked"));
+    }
+
+    #[test]
+    fn when_refresh_tokens_are_issued() {
+        let scope = |s: &str| Scope::parse(s).unwrap_or_default();
+        let offline = scope("openid offline_access");
+        let online = scope("openid");
+        #[track_caller]
+        fn check_issuance(policy: RefreshPolicy, client_type: ClientType, scope: &Scope, expected: Option<GrantKind>) {
+            assert_eq!(issuance(&policy, client_type, scope), expected, "{policy:?} {client_type:?} {scope}");
+        }
+        use ClientType::{Confidential, Public};
+        check_issuance(DEFAULTS, Confidential, &offline, Some(GrantKind::Offline));
+        check_issuance(DEFAULTS, Confidential, &online, None);
+        check_issuance(RefreshPolicy { issuance: RefreshTokenIssuance::Always, ..DEFAULTS }, Confidential, &online, Some(GrantKind::Online));
+        check_issuance(RefreshPolicy { issuance: RefreshTokenIssuance::Never, ..DEFAULTS }, Confidential, &offline, None);
+        check_issuance(RefreshPolicy { allow_offline_access: false, ..DEFAULTS }, Confidential, &offline, None);
+        check_issuance(DEFAULTS, Public, &offline, Some(GrantKind::Offline));
+        check_issuance(RefreshPolicy { public_clients: PublicClientRefresh::Deny, ..DEFAULTS }, Public, &offline, None);
+        check_issuance(RefreshPolicy { rotation: false, ..DEFAULTS }, Public, &offline, None);
+        check_issuance(RefreshPolicy { reuse_detection: false, ..DEFAULTS }, Public, &offline, None);
+        // Hard ends: the session's for online grants; the offline maximum if set.
+        assert_eq!(grant_hard_end(GrantKind::Online, &DEFAULTS, Timestamp(36_000), Timestamp(0)), Some(Timestamp(36_000)));
+        assert_eq!(grant_hard_end(GrantKind::Offline, &DEFAULTS, Timestamp(36_000), Timestamp(0)), None);
+        assert_eq!(grant_hard_end(GrantKind::Offline, &RefreshPolicy { offline_max_lifetime: 100, ..DEFAULTS }, Timestamp(36_000), Timestamp(5)), Some(Timestamp(105)));
+    }
+}

@@ -87,11 +87,18 @@ async fn reload_keys(state: AppState) {
     }
 }
 
+#[derive(Clone, Copy)]
+enum Table {
+    AccessTokens,
+    RefreshTokens,
+    AuthorizationCodes,
+}
+
 /// Rows deleted per statement by the purge job: small, so it never holds the writer for long.
 const PURGE_BATCH: u32 = 500;
 
-/// Every `database.purge_interval` seconds, deletes expired opaque access tokens (in small batches)
-/// and retired signing keys (DESIGN §5: the tables do not grow without bound, and requests are
+/// Every `database.purge_interval` seconds, deletes expired opaque access tokens, refresh tokens
+/// (expired, or of revoked grants) and authorization codes (in small batches), and retired signing keys (DESIGN §5: the tables do not grow without bound, and requests are
 /// never blocked behind a large delete).
 async fn purge_expired(state: AppState) {
     let interval = Duration::from_secs(state.config.database.purge_interval.max(1));
@@ -110,13 +117,20 @@ async fn purge_expired(state: AppState) {
 pub async fn purge_once(state: &AppState) -> Result<u64, tessera_storage::RepositoryError> {
     let now = state.now();
     let mut deleted = 0;
-    loop {
-        let batch = state.storage.access_tokens().cleanup_expired(now, PURGE_BATCH).await?;
-        deleted += batch;
-        if batch < u64::from(PURGE_BATCH) {
-            break;
+    // Spent refresh tokens stay until they expire: reuse detection needs them until then.
+    for table in [Table::AccessTokens, Table::RefreshTokens, Table::AuthorizationCodes] {
+        loop {
+            let batch = match table {
+                Table::AccessTokens => state.storage.access_tokens().cleanup_expired(now, PURGE_BATCH).await?,
+                Table::RefreshTokens => state.storage.refresh_tokens().cleanup_expired(now, PURGE_BATCH).await?,
+                Table::AuthorizationCodes => state.storage.authorization_codes().cleanup_expired(now, PURGE_BATCH).await?,
+            };
+            deleted += batch;
+            if batch < u64::from(PURGE_BATCH) {
+                break;
+            }
+            tokio::task::yield_now().await;
         }
-        tokio::task::yield_now().await;
     }
     let retired = state.storage.signing_keys().remove_retired(now).await?;
     if retired > 0 {
@@ -125,7 +139,7 @@ pub async fn purge_once(state: &AppState) -> Result<u64, tessera_storage::Reposi
         }
     }
     if deleted + retired > 0 {
-        tracing::info!(access_tokens = deleted, signing_keys = retired, "purged expired rows");
+        tracing::info!(tokens = deleted, signing_keys = retired, "purged expired rows");
     }
     Ok(deleted + retired)
 }

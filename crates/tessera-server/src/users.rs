@@ -8,6 +8,8 @@ use rand::RngCore;
 use tessera_core::{Timestamp, User, UserClaims};
 use tessera_storage::{RepositoryError, Storage};
 
+use crate::config::RevocationScope;
+
 /// Why a user operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
@@ -88,35 +90,43 @@ pub async fn show(storage: &dyn Storage, username_or_id: &str) -> Result<User, U
         .ok_or_else(|| UserError::NotFound(username_or_id.to_owned()))
 }
 
-/// Sets a new password.
+/// Sets a new password and revokes the user's grants as `revocation` says (DESIGN B10: a stolen
+/// password's tokens must not outlive the change).
 ///
 /// # Errors
 /// A too-short password, an unknown user, storage failures.
-pub async fn set_password(
-    storage: &dyn Storage,
-    now: Timestamp,
-    username_or_id: &str,
-    password: &str,
-) -> Result<User, UserError> {
+pub async fn set_password(storage: &dyn Storage, now: Timestamp, username_or_id: &str, password: &str, revocation: RevocationScope) -> Result<User, UserError> {
     let mut user = show(storage, username_or_id).await?;
     user.password_hash = Some(hash_password(password).await?);
     user.password_changed_at = Some(now);
-    save(storage, now, user).await
+    let user = save(storage, now, user).await?;
+    revoke_grants(storage, &user, now, revocation, "password_changed").await?;
+    Ok(user)
 }
 
-/// Disables or enables a user. A disabled user cannot log in.
+/// Disables or enables a user. A disabled user cannot log in, and disabling revokes their grants
+/// as `revocation` says (DESIGN B10).
 ///
 /// # Errors
 /// An unknown user, storage failures.
-pub async fn set_disabled(
-    storage: &dyn Storage,
-    now: Timestamp,
-    username_or_id: &str,
-    is_disabled: bool,
-) -> Result<User, UserError> {
+pub async fn set_disabled(storage: &dyn Storage, now: Timestamp, username_or_id: &str, is_disabled: bool, revocation: RevocationScope) -> Result<User, UserError> {
     let mut user = show(storage, username_or_id).await?;
     user.is_disabled = is_disabled;
-    save(storage, now, user).await
+    let user = save(storage, now, user).await?;
+    if is_disabled {
+        revoke_grants(storage, &user, now, revocation, "user_disabled").await?;
+    }
+    Ok(user)
+}
+
+async fn revoke_grants(storage: &dyn Storage, user: &User, now: Timestamp, revocation: RevocationScope, reason: &str) -> Result<(), UserError> {
+    let revoked = match revocation {
+        RevocationScope::All => storage.grants().revoke_for_user(&user.id, false, now, reason).await?,
+        RevocationScope::Online => storage.grants().revoke_for_user(&user.id, true, now, reason).await?,
+        RevocationScope::None => 0,
+    };
+    tracing::info!(user.id = %user.id, revoked, reason, "revoked the user's grants");
+    Ok(())
 }
 
 /// Replaces a user's claims.
@@ -138,8 +148,10 @@ pub async fn set_claims(
 ///
 /// # Errors
 /// An unknown user, storage failures.
-pub async fn delete(storage: &dyn Storage, username_or_id: &str) -> Result<(), UserError> {
+pub async fn delete(storage: &dyn Storage, now: Timestamp, username_or_id: &str) -> Result<(), UserError> {
     let user = show(storage, username_or_id).await?;
+    // A deleted user's tokens die with them, whatever the policy for password changes.
+    revoke_grants(storage, &user, now, RevocationScope::All, "user_deleted").await?;
     if storage.users().remove(&user.id).await? {
         Ok(())
     } else {

@@ -32,6 +32,7 @@
 mod accounts;
 mod error;
 mod grants;
+mod refresh;
 mod repos;
 
 use std::str::FromStr;
@@ -41,7 +42,8 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tessera_storage::{
     AccessTokenRepository, AuthorizationCodeRepository, ClientAssertionRepository, ClientRepository, ConsentRepository,
-    GrantRepository, RepositoryError, SessionRepository, SigningKeyRepository, Storage, UserRepository,
+    GrantRepository, RefreshTokenRepository, RepositoryError, SessionRepository, SigningKeyRepository, Storage,
+    UserRepository,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
@@ -56,6 +58,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "users_sessions_codes_grants",
         include_str!("../migrations/0002_users_sessions_codes_grants.sql"),
     ),
+    (3, "refresh_tokens", include_str!("../migrations/0003_refresh_tokens.sql")),
 ];
 
 /// The advisory lock serialising migrations across nodes ("tessera" in ASCII).
@@ -196,6 +199,10 @@ impl Storage for PostgresStorage {
     }
 
     fn grants(&self) -> &dyn GrantRepository {
+        self
+    }
+
+    fn refresh_tokens(&self) -> &dyn RefreshTokenRepository {
         self
     }
 

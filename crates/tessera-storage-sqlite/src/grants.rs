@@ -8,6 +8,9 @@ use tessera_storage::{AuthorizationCodeRepository, GrantRepository, RepositoryEr
 use crate::error::{decode_hash, decode_json, encode_json, inconsistent};
 use crate::SqliteStorage;
 
+/// The revocation reason [`GrantRepository::enforce_limit`] records.
+const GRANT_LIMIT: &str = "grant_limit";
+
 /// An `authorization_codes` row as read, before its hash and JSON are decoded.
 struct CodeRow {
     hash: Vec<u8>,
@@ -298,6 +301,67 @@ impl GrantRepository for SqliteStorage {
                  WHERE session_id = ?1 AND kind = ?2 AND revoked_at IS NULL",
             )?
             .execute(params![session, online, now.0, reason])
+            .map(|revoked| revoked as u64)
+        })
+        .await
+    }
+
+    #[tracing::instrument(name = "db.grants.revoke_for_user", skip_all)]
+    async fn revoke_for_user(
+        &self,
+        user_id: &str,
+        only_online: bool,
+        now: Timestamp,
+        reason: &str,
+    ) -> Result<u64, RepositoryError> {
+        let (user, reason) = (user_id.to_owned(), reason.to_owned());
+        let online = GrantKind::Online.as_str();
+        // As in `revoke_online_for_session`: tokens of matching grants revoked earlier go too.
+        self.write_sql(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM access_tokens WHERE grant_id IN (
+                     SELECT id FROM grants WHERE user_id = ?1 AND (NOT ?2 OR kind = ?3))",
+            )?
+            .execute(params![user, only_online, online])?;
+            conn.prepare_cached(
+                "UPDATE grants SET revoked_at = ?4, revocation_reason = ?5
+                 WHERE user_id = ?1 AND (NOT ?2 OR kind = ?3) AND revoked_at IS NULL",
+            )?
+            .execute(params![user, only_online, online, now.0, reason])
+            .map(|revoked| revoked as u64)
+        })
+        .await
+    }
+
+    #[tracing::instrument(name = "db.grants.enforce_limit", skip_all)]
+    async fn enforce_limit(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        max_active: u32,
+        now: Timestamp,
+    ) -> Result<u64, RepositoryError> {
+        let (user, client) = (user_id.to_owned(), client_id.to_owned());
+        // One command, so the single writer sees the same unrevoked grants in both statements:
+        // every one after the newest `max_active` (by last use, then creation, then id).
+        self.write_sql(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM access_tokens WHERE grant_id IN (
+                     SELECT id FROM grants
+                     WHERE user_id = ?1 AND client_id = ?2 AND revoked_at IS NULL
+                     ORDER BY last_used_at DESC, created_at DESC, id DESC
+                     LIMIT -1 OFFSET ?3)",
+            )?
+            .execute(params![user, client, max_active])?;
+            conn.prepare_cached(
+                "UPDATE grants SET revoked_at = ?4, revocation_reason = ?5
+                 WHERE id IN (
+                     SELECT id FROM grants
+                     WHERE user_id = ?1 AND client_id = ?2 AND revoked_at IS NULL
+                     ORDER BY last_used_at DESC, created_at DESC, id DESC
+                     LIMIT -1 OFFSET ?3)",
+            )?
+            .execute(params![user, client, max_active, now.0, GRANT_LIMIT])
             .map(|revoked| revoked as u64)
         })
         .await

@@ -50,6 +50,7 @@
 mod accounts;
 mod error;
 mod grants;
+mod refresh;
 mod repos;
 mod writer;
 
@@ -61,7 +62,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use tessera_storage::{
     AccessTokenRepository, AuthorizationCodeRepository, ClientAssertionRepository, ClientRepository, ConsentRepository,
-    GrantRepository, RepositoryError, SessionRepository, SigningKeyRepository, Storage, UserRepository,
+    GrantRepository, RefreshTokenRepository, RepositoryError, SessionRepository, SigningKeyRepository, Storage,
+    UserRepository,
 };
 use tokio::sync::Semaphore;
 
@@ -77,6 +79,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "users_sessions_codes_grants",
         include_str!("../migrations/0002_users_sessions_codes_grants.sql"),
     ),
+    (3, "refresh_tokens", include_str!("../migrations/0003_refresh_tokens.sql")),
 ];
 
 /// Tuning for [`SqliteStorage`].
@@ -290,6 +293,10 @@ impl Storage for SqliteStorage {
     }
 
     fn grants(&self) -> &dyn GrantRepository {
+        self
+    }
+
+    fn refresh_tokens(&self) -> &dyn RefreshTokenRepository {
         self
     }
 

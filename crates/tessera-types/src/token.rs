@@ -60,6 +60,42 @@ pub enum AccessTokenRequest {
     AuthorizationCode(AuthorizationCodeGrant),
     /// `grant_type=client_credentials` (RFC 6749 §4.4.2).
     ClientCredentials(ClientCredentialsGrant),
+    /// `grant_type=refresh_token` (RFC 6749 §6).
+    RefreshToken(RefreshTokenGrant),
+    /// `grant_type=password` (RFC 6749 §4.3.2), only for clients that enable it.
+    Password(PasswordGrant),
+}
+
+/// The parameters of a refresh request.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct RefreshTokenGrant {
+    /// The refresh token (a secret: redacted from `Debug`).
+    pub refresh_token: Option<String>,
+    /// A scope narrower than the grant's, for the access token only.
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for RefreshTokenGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshTokenGrant").field("scope", &self.scope).finish_non_exhaustive()
+    }
+}
+
+/// The parameters of a resource-owner password request.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct PasswordGrant {
+    /// The username.
+    pub username: Option<String>,
+    /// The password (a secret: redacted from `Debug`).
+    pub password: Option<String>,
+    /// The requested scope.
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for PasswordGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordGrant").field("username", &self.username).field("scope", &self.scope).finish_non_exhaustive()
+    }
 }
 
 /// The parameters of an authorization-code request.
@@ -114,6 +150,15 @@ impl AccessTokenRequest {
                 redirect_uri: form.take("redirect_uri"),
                 code_verifier: form.take("code_verifier"),
             })),
+            Some(GrantType::RefreshToken) => Ok(Self::RefreshToken(RefreshTokenGrant {
+                refresh_token: form.take("refresh_token"),
+                scope: form.take("scope"),
+            })),
+            Some(GrantType::Password) => Ok(Self::Password(PasswordGrant {
+                username: form.take("username"),
+                password: form.take("password"),
+                scope: form.take("scope"),
+            })),
             Some(GrantType::ClientCredentials) => Ok(Self::ClientCredentials(ClientCredentialsGrant {
                 scope: form.take("scope"),
                 resource: form.take_all("resource"),
@@ -129,6 +174,8 @@ impl AccessTokenRequest {
         match self {
             Self::AuthorizationCode(_) => GrantType::AuthorizationCode,
             Self::ClientCredentials(_) => GrantType::ClientCredentials,
+            Self::RefreshToken(_) => GrantType::RefreshToken,
+            Self::Password(_) => GrantType::Password,
         }
     }
 }

@@ -75,6 +75,17 @@ impl Config {
                 message,
             })?;
         }
+        // A preset supplies defaults: the file and the environment override it key by key.
+        if let Some(preset) = tree.get("preset").cloned() {
+            let preset: Preset = serde_path_to_error::deserialize(preset)
+                .map_err(|e| ConfigError::Key { key: "preset".into(), message: e.inner().message().to_owned() })?;
+            let mut base: toml::Table = preset
+                .settings()
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::Key { key: "preset".into(), message: e.message().to_owned() })?;
+            merge(&mut base, tree);
+            tree = base;
+        }
         let config: Self =
             serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|e| ConfigError::Key {
                 key: e.path().to_string(),
@@ -145,6 +156,18 @@ impl Config {
             .issuer
             .clone()
             .unwrap_or_else(|| format!("http://{}", self.server.listen))
+    }
+}
+
+/// Merges `over` into `base`, table by table; `over` wins.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base_table)), toml::Value::Table(over_table)) => merge(base_table, over_table),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
     }
 }
 
@@ -237,6 +260,17 @@ mod tests {
         );
         check_error("mode = \"production\"\n", &[], "`server.issuer`");
         check_error("[server]\nissuer = \"https://a.example/\"\n", &[], "`server.issuer`");
+    }
+
+    #[test]
+    fn presets_give_defaults_that_settings_override() -> Result<(), String> {
+        let config = load("preset = \"helseid\"\n[refresh_tokens]\nrotation = false\n", &[])?;
+        assert_eq!(config.refresh_tokens.public_clients, tessera_core::refresh::PublicClientRefresh::Deny);
+        assert!(!config.refresh_tokens.rotation, "explicit settings win over the preset");
+        let config = load("", &[("TESSERA_PRESET", "ehealth")])?;
+        assert_eq!(config.refresh_tokens.issuance, tessera_core::client::RefreshTokenIssuance::Always);
+        check_error("preset = \"keycloak\"\n", &[], "`preset`");
+        Ok(())
     }
 
     #[test]

@@ -6,12 +6,17 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use tessera_core::client::RefreshTokenIssuance;
+use tessera_core::refresh::{PublicClientRefresh, RefreshPolicy};
 use tessera_types::JwsAlgorithm;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// A seed system's defaults to start from: `ehealth`, `helseid` or `identity-engine` (DESIGN §6);
+    /// settings given explicitly override the preset's. Default: none.
+    #[serde(default)]
+    pub preset: Option<Preset>,
     /// `development` (default: generated key-encryption key file allowed, loud warnings) or
     /// `production` (explicit https issuer and key-encryption key required).
     #[serde(default)]
@@ -40,6 +45,33 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+}
+
+/// The seed systems' policies as presets (DESIGN §6, ../shared/seeds/README.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// A national eHealth service (Keycloak-based): RTs rotate and idle out after 30 min, sessions
+    /// end after 10 h, offline tokens idle out after 30 days.
+    Ehealth,
+    /// HelseID (IdentityServer-based): RTs only with `offline_access` for clients allowed them;
+    /// public clients never get RTs.
+    Helseid,
+    /// "Identity Engine" (Auth0-style): rotation with reuse detection for SPAs with PKCE, per-app
+    /// "Allow Offline Access".
+    IdentityEngine,
+}
+
+impl Preset {
+    /// The preset's settings, as configuration (lower precedence than the file and environment).
+    #[must_use]
+    pub fn settings(self) -> &'static str {
+        match self {
+            Self::Ehealth => include_str!("presets/ehealth.toml"),
+            Self::Helseid => include_str!("presets/helseid.toml"),
+            Self::IdentityEngine => include_str!("presets/identity-engine.toml"),
+        }
+    }
 }
 
 /// Whether operator-must-change settings may fall back to generated values.
@@ -169,16 +201,40 @@ pub struct RefreshTokensConfig {
     /// Public clients: `rotation_required` (default: RTs only with rotation and reuse detection
     /// on) or `deny` (never).
     #[serde(default)]
-    pub public_clients: PublicClientRefreshPolicy,
+    pub public_clients: PublicClientRefresh,
     /// Active grants per (user, client); issuing one more revokes the least recently used. Default 50.
     #[serde(default = "default_max_active_grants")]
     pub max_active_grants: u32,
     /// Which grants a password change or disabling the user revokes: `all` (default), `online`, `none`.
     #[serde(default)]
     pub revoke_on_password_change: RevocationScope,
+    /// Whether clients may hold offline grants (`offline_access`) unless their own setting says
+    /// otherwise. Default true (the client must still be allowed the `offline_access` scope).
+    #[serde(default = "default_true")]
+    pub allow_offline_access: bool,
     /// Whether user claims are re-read at refresh (a disabled or deleted user then fails). Default true.
     #[serde(default = "default_true")]
     pub reread_user_claims: bool,
+}
+
+impl RefreshTokensConfig {
+    /// The server-wide refresh policy (clients may override parts of it).
+    #[must_use]
+    pub fn policy(&self) -> RefreshPolicy {
+        RefreshPolicy {
+            issuance: self.issuance,
+            idle_timeout: self.idle_timeout,
+            offline_idle_timeout: self.offline_idle_timeout,
+            offline_max_lifetime: self.offline_max_lifetime,
+            rotation: self.rotation,
+            max_reuse: self.max_reuse,
+            reuse_detection: self.reuse_detection,
+            reuse_grace_window: self.reuse_grace_window,
+            public_clients: self.public_clients,
+            allow_offline_access: self.allow_offline_access,
+            max_active_grants: self.max_active_grants,
+        }
+    }
 }
 
 /// `[sessions]`
@@ -233,17 +289,6 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
-}
-
-/// Refresh tokens for public clients.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PublicClientRefreshPolicy {
-    /// Only with rotation and reuse detection on (or, later, DPoP-bound).
-    #[default]
-    RotationRequired,
-    /// Never (HelseID's rule).
-    Deny,
 }
 
 /// Which grants a user-level event revokes.

@@ -11,7 +11,8 @@ use crate::extract::client_auth::ASSERTION_ALGORITHMS;
 use crate::state::AppState;
 
 /// The grant types `/token` implements. Keep in step with `grants::handle`.
-pub const IMPLEMENTED_GRANT_TYPES: [GrantType; 2] = [GrantType::AuthorizationCode, GrantType::ClientCredentials];
+pub const IMPLEMENTED_GRANT_TYPES: [GrantType; 4] =
+    [GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials, GrantType::Password];
 
 /// Builds the metadata document.
 #[must_use]

@@ -6,15 +6,14 @@
 //! the first one created, with everything issued from it (RFC 6749 §4.1.2, DESIGN B15) — a code
 //! used twice has leaked, and the tokens of the first use may be in an attacker's hands.
 
-use tessera_core::authorize::{OFFLINE_ACCESS, OPENID};
-use tessera_core::grant::{authorization_code, AccessTokenPlan, GrantError};
-use tessera_core::{Client, Grant, GrantKind, Scope, TokenHash, TokenKind};
+use tessera_core::grant::{authorization_code, GrantError};
+use tessera_core::{Client, Scope, TokenHash, TokenKind};
 use tessera_types::token::{AuthorizationCodeGrant, TokenResponse};
 
 use crate::error::OAuthError;
+use crate::grants::common;
 use crate::state::AppState;
-use crate::tokens::id_token::{self, IdTokenParams};
-use crate::tokens::{issue_access_token, UserContext};
+use crate::tokens::UserContext;
 
 /// Handles `grant_type=authorization_code` for an authenticated client.
 ///
@@ -63,31 +62,15 @@ pub async fn handle(
         return Err(GrantError::SessionEnded(code.session_id.clone()).into());
     }
     let scope = Scope::from_tokens(code.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned));
-    let kind = if scope.contains(OFFLINE_ACCESS) {
-        GrantKind::Offline
-    } else {
-        GrantKind::Online
+    let Some(session) = session else {
+        return Err(GrantError::SessionEnded(code.session_id.clone()).into());
     };
-    let grant = Grant {
-        id: code.grant_id.clone(),
-        user_id: user.id.clone(),
-        client_id: client.id.clone(),
-        scope: code.scope.clone(),
-        kind,
-        session_id: Some(code.session_id.clone()),
-        created_at: now,
-        last_used_at: now,
-        expires_at: None,
-        revoked_at: None,
-        revocation_reason: None,
-    };
+    let (grant, refresh_token) = common::new_grant(state, client, &user, &session, &scope, code.grant_id.clone(), now);
     // The grant is stored before the code is consumed, so a concurrent second use always finds
     // something to revoke: either its own `add` conflicts or its `consume` loses.
     match state.storage.grants().add(&grant).await {
         Ok(()) => {}
-        Err(tessera_storage::RepositoryError::Conflict(_)) => {
-            return Err(revoke_after_reuse(state, &code.grant_id).await)
-        }
+        Err(tessera_storage::RepositoryError::Conflict(_)) => return Err(revoke_after_reuse(state, &code.grant_id).await),
         Err(error) => return Err(error.into()),
     }
     // Single use, decided by the database: of concurrent exchanges exactly one gets `true`.
@@ -95,7 +78,9 @@ pub async fn handle(
         return Err(revoke_after_reuse(state, &code.grant_id).await);
     }
     state.storage.sessions().touch(&code.session_id, now).await?;
-
+    if let Some((_, record)) = &refresh_token {
+        common::store_first_refresh_token(state, client, &grant, record).await?;
+    }
     let context = UserContext {
         user_id: &user.id,
         session_id: Some(&code.session_id),
@@ -104,36 +89,22 @@ pub async fn handle(
         acr: code.acr.as_deref(),
         grant_id: Some(&grant.id),
     };
-    let plan = AccessTokenPlan::new(
-        client,
-        scope.clone(),
-        code.audience.clone(),
-        state.access_token_policy(),
-        now,
-    );
-    let access_token = issue_access_token(state, client, Some(context), &plan).await?;
-    let id_token = if scope.contains(OPENID) {
-        let params = IdTokenParams {
+    let response = common::respond(
+        state,
+        common::UserTokens {
+            client,
+            user: &user,
             context,
-            scope: &scope,
+            access_scope: &scope,
+            audience: code.audience.clone(),
             nonce: code.nonce.as_deref(),
-            access_token: Some(&access_token),
+            refresh_token: refresh_token.map(|(value, record)| (value, record.expires_at)),
             now,
-        };
-        Some(id_token::issue(state, client, &user, &params)?)
-    } else {
-        None
-    };
-    tracing::info!(client.id = %client.id, grant.id = %grant.id, kind = kind.as_str(), "exchanged authorization code");
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer".into(),
-        expires_in: now.seconds_until(plan.expires_at),
-        scope: (!scope.is_empty()).then(|| scope.to_string()),
-        refresh_token: None,
-        refresh_expires_in: None,
-        id_token,
-    })
+        },
+    )
+    .await?;
+    tracing::info!(client.id = %client.id, grant.id = %grant.id, kind = grant.kind.as_str(), "exchanged authorization code");
+    Ok(response)
 }
 
 /// A second use of a code: revoke the grant of the first use (committed before answering), then

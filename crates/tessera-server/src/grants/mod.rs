@@ -5,6 +5,9 @@
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod common;
+pub mod password;
+pub mod refresh_token;
 
 use tessera_core::Client;
 use tessera_types::token::{AccessTokenRequest, TokenResponse};
@@ -23,6 +26,8 @@ pub async fn handle(
 ) -> Result<TokenResponse, OAuthError> {
     match request {
         AccessTokenRequest::AuthorizationCode(grant) => authorization_code::handle(state, client, &grant).await,
+        AccessTokenRequest::RefreshToken(grant) => refresh_token::handle(state, client, &grant).await,
+        AccessTokenRequest::Password(grant) => password::handle(state, client, &grant).await,
         AccessTokenRequest::ClientCredentials(grant) => client_credentials::handle(state, client, &grant).await,
     }
 }

@@ -1,0 +1,178 @@
+//! Refresh tokens over [`SqliteStorage`].
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use tessera_core::refresh::RefreshToken;
+use tessera_core::{Timestamp, TokenHash};
+use tessera_storage::{RefreshTokenRepository, RepositoryError, Rotation};
+
+use crate::error::{decode_hash, inconsistent, map_err};
+use crate::SqliteStorage;
+
+/// A `refresh_tokens` row as read, before its hashes and count are decoded.
+struct TokenRow {
+    hash: Vec<u8>,
+    grant_id: String,
+    parent_hash: Option<Vec<u8>>,
+    client_id: String,
+    issued_at: i64,
+    expires_at: i64,
+    use_count: i64,
+    spent_at: Option<i64>,
+}
+
+impl TokenRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            hash: row.get(0)?,
+            grant_id: row.get(1)?,
+            parent_hash: row.get(2)?,
+            client_id: row.get(3)?,
+            issued_at: row.get(4)?,
+            expires_at: row.get(5)?,
+            use_count: row.get(6)?,
+            spent_at: row.get(7)?,
+        })
+    }
+
+    /// Decodes the row; errors name the token by its `grant_id` (the hash is not for logs).
+    fn decode(self) -> Result<RefreshToken, RepositoryError> {
+        let id = self.grant_id.as_str();
+        Ok(RefreshToken {
+            hash: decode_hash(self.hash, "refresh_tokens", "hash", id)?,
+            parent: self
+                .parent_hash
+                .map(|parent| decode_hash(parent, "refresh_tokens", "parent_hash", id))
+                .transpose()?,
+            use_count: u32::try_from(self.use_count).map_err(|_| inconsistent("refresh_tokens", "use_count", id))?,
+            grant_id: self.grant_id,
+            client_id: self.client_id,
+            issued_at: Timestamp(self.issued_at),
+            expires_at: Timestamp(self.expires_at),
+            spent_at: self.spent_at.map(Timestamp),
+        })
+    }
+}
+
+fn insert(conn: &Connection, token: &RefreshToken) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO refresh_tokens (hash, grant_id, parent_hash, client_id, issued_at, expires_at,
+                                     use_count, spent_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        token.hash.0,
+        token.grant_id,
+        token.parent.map(|p| p.0),
+        token.client_id,
+        token.issued_at.0,
+        token.expires_at.0,
+        token.use_count,
+        token.spent_at.map(|t| t.0),
+    ])
+    .map(|_| ())
+}
+
+/// The four steps of a rotation; `Ok(false)` when step 1 or 2 changed no row. The caller undoes
+/// whatever ran when this does not return `Ok(true)`.
+fn rotate_steps(conn: &Connection, rotation: &Rotation) -> rusqlite::Result<bool> {
+    let now = rotation.now.0;
+    if let Some(expected) = rotation.expected_use_count {
+        // Compare-and-set: the writer runs commands one at a time, so of any number of
+        // rotations with the same expected count, only the first still finds it.
+        let used = conn
+            .prepare_cached(
+                "UPDATE refresh_tokens
+                 SET use_count = ?2 + 1,
+                     spent_at = CASE WHEN ?2 + 1 >= ?3 THEN ?4 ELSE NULL END
+                 WHERE hash = ?1 AND use_count = ?2 AND spent_at IS NULL",
+            )?
+            .execute(params![rotation.presented.0, expected, rotation.allowed_uses, now])?;
+        if used != 1 {
+            return Ok(false);
+        }
+    }
+    // No token is ever issued from a revoked (or missing) grant.
+    let grant = conn
+        .prepare_cached("UPDATE grants SET last_used_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")?
+        .execute(params![rotation.new_token.grant_id, now])?;
+    if grant != 1 {
+        return Ok(false);
+    }
+    insert(conn, &rotation.new_token)?;
+    if let Some(session) = &rotation.touch_session {
+        conn.prepare_cached(
+            "UPDATE sso_sessions SET last_active_at = ?2
+             WHERE id = ?1 AND ended_at IS NULL AND last_active_at < ?2",
+        )?
+        .execute(params![session, now])?;
+    }
+    Ok(true)
+}
+
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+#[async_trait]
+impl RefreshTokenRepository for SqliteStorage {
+    #[tracing::instrument(name = "db.refresh_tokens.add", skip_all)]
+    async fn add(&self, token: &RefreshToken) -> Result<(), RepositoryError> {
+        let token = token.clone();
+        self.write_sql(move |conn| insert(conn, &token)).await
+    }
+
+    #[tracing::instrument(name = "db.refresh_tokens.find_by_hash", skip_all)]
+    async fn find_by_hash(&self, hash: &TokenHash) -> Result<Option<RefreshToken>, RepositoryError> {
+        let hash = hash.0;
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT hash, grant_id, parent_hash, client_id, issued_at, expires_at, use_count,
+                        spent_at
+                 FROM refresh_tokens WHERE hash = ?1",
+            )?
+            .query_row([hash], TokenRow::read)
+            .optional()
+        })
+        .await?
+        .map(TokenRow::decode)
+        .transpose()
+    }
+
+    #[tracing::instrument(name = "db.refresh_tokens.rotate", skip_all)]
+    async fn rotate(&self, rotation: &Rotation) -> Result<bool, RepositoryError> {
+        let rotation = rotation.clone();
+        // One write command. Its own savepoint (inside the command's) undoes step 1 when step 2
+        // finds the grant revoked: a lost race or a revoked grant changes nothing. An error rolls
+        // back the whole command anyway.
+        self.write(move |conn| {
+            exec(conn, "SAVEPOINT rotation").map_err(map_err)?;
+            let rotated = rotate_steps(conn, &rotation).map_err(map_err)?;
+            if !rotated {
+                exec(conn, "ROLLBACK TO rotation").map_err(map_err)?;
+            }
+            exec(conn, "RELEASE rotation").map_err(map_err)?;
+            Ok(rotated)
+        })
+        .await
+    }
+
+    #[tracing::instrument(name = "db.refresh_tokens.cleanup_expired", skip_all)]
+    async fn cleanup_expired(&self, now: Timestamp, limit: u32) -> Result<u64, RepositoryError> {
+        // Two disjoint sets, each walked through an index (expiry; revoked grants, then their
+        // tokens), so a batch stays cheap for the writer however many live tokens there are.
+        self.write_sql(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM refresh_tokens WHERE rowid IN (
+                     SELECT rowid FROM refresh_tokens WHERE expires_at < ?1
+                     UNION ALL
+                     SELECT t.rowid FROM grants g JOIN refresh_tokens t ON t.grant_id = g.id
+                     WHERE g.revoked_at < ?1 AND t.expires_at >= ?1
+                     LIMIT ?2)",
+            )?
+            .execute(params![now.0, limit])
+            .map(|deleted| deleted as u64)
+        })
+        .await
+    }
+}
