@@ -143,8 +143,13 @@ pub async fn run(command: UserCommand, config: &Config, storage: &dyn Storage, j
             &users::set_password(storage, now, &user, &read_password()?, revocation).await?,
             json,
         ),
-        UserCommand::Disable { user } => print_user(&users::set_disabled(storage, now, &user, true, revocation).await?, json),
-        UserCommand::Enable { user } => print_user(&users::set_disabled(storage, now, &user, false, revocation).await?, json),
+        UserCommand::Disable { user } => {
+            print_user(&users::set_disabled(storage, now, &user, true, revocation).await?, json)
+        }
+        UserCommand::Enable { user } => print_user(
+            &users::set_disabled(storage, now, &user, false, revocation).await?,
+            json,
+        ),
         UserCommand::Update { user, claims } => {
             let current = users::show(storage, &user).await?;
             print_user(

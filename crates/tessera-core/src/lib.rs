@@ -10,9 +10,9 @@ pub mod grant;
 pub mod grant_record;
 pub mod keys;
 pub mod pkce;
-pub mod refresh;
 #[cfg(test)]
 mod properties;
+pub mod refresh;
 pub mod scope;
 pub mod secret;
 pub mod session;

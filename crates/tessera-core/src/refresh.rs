@@ -110,7 +110,9 @@ pub fn issuance(policy: &RefreshPolicy, client_type: ClientType, scope: &Scope) 
     }
     // DESIGN §2 (seeds 001, 002): a public client cannot keep a secret, so its refresh tokens must
     // at least rotate with reuse detection; or it gets none at all.
-    if client_type == ClientType::Public && (policy.public_clients == PublicClientRefresh::Deny || !(policy.rotation && policy.reuse_detection)) {
+    if client_type == ClientType::Public
+        && (policy.public_clients == PublicClientRefresh::Deny || !(policy.rotation && policy.reuse_detection))
+    {
         return None;
     }
     if scope.contains(OFFLINE_ACCESS) && policy.allow_offline_access {
@@ -122,7 +124,12 @@ pub fn issuance(policy: &RefreshPolicy, client_type: ClientType, scope: &Scope) 
 /// A new grant's hard end: the session's for an online grant; `offline_max_lifetime` (if set)
 /// after creation for an offline one.
 #[must_use]
-pub fn grant_hard_end(kind: GrantKind, policy: &RefreshPolicy, session_expires_at: Timestamp, now: Timestamp) -> Option<Timestamp> {
+pub fn grant_hard_end(
+    kind: GrantKind,
+    policy: &RefreshPolicy,
+    session_expires_at: Timestamp,
+    now: Timestamp,
+) -> Option<Timestamp> {
     match kind {
         GrantKind::Online => Some(session_expires_at),
         GrantKind::Offline => (policy.offline_max_lifetime > 0).then(|| now.plus(policy.offline_max_lifetime)),
@@ -132,7 +139,12 @@ pub fn grant_hard_end(kind: GrantKind, policy: &RefreshPolicy, session_expires_a
 /// When a refresh token issued at `now` expires if unused (B2): online at
 /// `min(now + idle, session hard end)`, offline at `min(now + offline idle, grant max)`.
 #[must_use]
-pub fn expiry(kind: GrantKind, policy: &RefreshPolicy, grant_expires_at: Option<Timestamp>, now: Timestamp) -> Timestamp {
+pub fn expiry(
+    kind: GrantKind,
+    policy: &RefreshPolicy,
+    grant_expires_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Timestamp {
     let idle = match kind {
         GrantKind::Online => policy.idle_timeout,
         GrantKind::Offline => policy.offline_idle_timeout,
@@ -189,10 +201,22 @@ pub enum RefreshPlan {
 /// [`GrantError`]: every refusal is `invalid_grant` except a too-wide scope (`invalid_scope`);
 /// [`GrantError::RefreshTokenReused`] tells the caller to revoke the grant first.
 pub fn decide(request: &RefreshRequest<'_>) -> Result<RefreshPlan, GrantError> {
-    let RefreshRequest { client_id, token, grant, session, requested_scope, policy, session_idle_timeout, now } = *request;
+    let RefreshRequest {
+        client_id,
+        token,
+        grant,
+        session,
+        requested_scope,
+        policy,
+        session_idle_timeout,
+        now,
+    } = *request;
     // B8: a token works only for its client; we do not say why it failed.
     if token.client_id != client_id || grant.client_id != client_id {
-        return Err(GrantError::ClientMismatch { expected: token.client_id.clone(), actual: client_id.to_owned() });
+        return Err(GrantError::ClientMismatch {
+            expected: token.client_id.clone(),
+            actual: client_id.to_owned(),
+        });
     }
     if grant.revoked_at.is_some() {
         return Err(GrantError::GrantRevoked(grant.id.clone()));
@@ -208,7 +232,11 @@ pub fn decide(request: &RefreshRequest<'_>) -> Result<RefreshPlan, GrantError> {
     let is_sibling = match token.spent_at {
         None => false,
         Some(spent_at) if policy.rotation && now < spent_at.plus(policy.reuse_grace_window) => true,
-        Some(_) if policy.rotation && policy.reuse_detection => return Err(GrantError::RefreshTokenReused { grant_id: grant.id.clone() }),
+        Some(_) if policy.rotation && policy.reuse_detection => {
+            return Err(GrantError::RefreshTokenReused {
+                grant_id: grant.id.clone(),
+            })
+        }
         Some(_) => return Err(GrantError::RefreshTokenSpent),
     };
     let grant_scope = Scope::parse(&grant.scope).unwrap_or_default();
@@ -229,9 +257,16 @@ pub fn decide(request: &RefreshRequest<'_>) -> Result<RefreshPlan, GrantError> {
         return Err(GrantError::Expired);
     }
     if is_sibling {
-        Ok(RefreshPlan::Sibling { access_scope, expires_at })
+        Ok(RefreshPlan::Sibling {
+            access_scope,
+            expires_at,
+        })
     } else {
-        Ok(RefreshPlan::Rotate { access_scope, expires_at, expected_use_count: token.use_count })
+        Ok(RefreshPlan::Rotate {
+            access_scope,
+            expires_at,
+            expected_use_count: token.use_count,
+        })
     }
 }
 
@@ -339,8 +374,19 @@ mod tests {
             now: Timestamp(now),
         };
         let actual = decide(&request).map(|plan| match plan {
-            RefreshPlan::Rotate { access_scope, expires_at, .. } => format!("rotate {access_scope} until {} (in {})", expires_at.0, expires_in(Timestamp(now), expires_at)),
-            RefreshPlan::Sibling { access_scope, expires_at } => format!("sibling {access_scope} until {}", expires_at.0),
+            RefreshPlan::Rotate {
+                access_scope,
+                expires_at,
+                ..
+            } => format!(
+                "rotate {access_scope} until {} (in {})",
+                expires_at.0,
+                expires_in(Timestamp(now), expires_at)
+            ),
+            RefreshPlan::Sibling {
+                access_scope,
+                expires_at,
+            } => format!("sibling {access_scope} until {}", expires_at.0),
         });
         let actual = actual.map_err(|e| e.to_string());
         let expected = expected.map(str::to_owned).map_err(str::to_owned);
@@ -351,61 +397,208 @@ mod tests {
     fn online_refresh_tokens_idle_out_and_end_with_the_session() {
         // B2: a new RT expires at min(now + 1800, session end 36 000); refresh_expires_in says so.
         // (Another client kept the session active until 2000, so only the RT's own idle expiry applies.)
-        let case = Case { issued_at: 1000, session_last_active: 2000, ..Case::default() };
-        check(&case, 2799, Ok("rotate offline_access openid profile until 4599 (in 1800)"));
+        let case = Case {
+            issued_at: 1000,
+            session_last_active: 2000,
+            ..Case::default()
+        };
+        check(
+            &case,
+            2799,
+            Ok("rotate offline_access openid profile until 4599 (in 1800)"),
+        );
         check(&case, 2800, Err("the grant has expired"));
         // Near the hard end the new RT is capped by the session (B18: never 0 or negative).
-        let late = Case { issued_at: 35_000, session_last_active: 35_000, ..Case::default() };
-        check(&late, 35_999, Ok("rotate offline_access openid profile until 36000 (in 1)"));
+        let late = Case {
+            issued_at: 35_000,
+            session_last_active: 35_000,
+            ..Case::default()
+        };
+        check(
+            &late,
+            35_999,
+            Ok("rotate offline_access openid profile until 36000 (in 1)"),
+        );
         check(&late, 36_000, Err("the SSO session s has ended"));
         // B9: the session ended (logout) or went idle.
-        check(&Case { session_ended_at: Some(10), ..Case::default() }, 20, Err("the SSO session s has ended"));
-        let idle = Case { issued_at: 0, session_last_active: 0, policy: RefreshPolicy { idle_timeout: 3600, ..DEFAULTS }, ..Case::default() };
-        check(&idle, 1799, Ok("rotate offline_access openid profile until 5399 (in 3600)"));
+        check(
+            &Case {
+                session_ended_at: Some(10),
+                ..Case::default()
+            },
+            20,
+            Err("the SSO session s has ended"),
+        );
+        let idle = Case {
+            issued_at: 0,
+            session_last_active: 0,
+            policy: RefreshPolicy {
+                idle_timeout: 3600,
+                ..DEFAULTS
+            },
+            ..Case::default()
+        };
+        check(
+            &idle,
+            1799,
+            Ok("rotate offline_access openid profile until 5399 (in 3600)"),
+        );
         check(&idle, 1800, Err("the SSO session s has ended"));
     }
 
     #[test]
     fn offline_refresh_tokens_outlive_the_session_and_idle_out() {
         // B6: offline RTs survive logout and session expiry; 30 days idle; grant max if set.
-        let offline = Case { kind: GrantKind::Offline, grant_expires_at: None, session_ended_at: Some(5), ..Case::default() };
-        check(&offline, 2_591_999, Ok("rotate offline_access openid profile until 5183999 (in 2592000)"));
+        let offline = Case {
+            kind: GrantKind::Offline,
+            grant_expires_at: None,
+            session_ended_at: Some(5),
+            ..Case::default()
+        };
+        check(
+            &offline,
+            2_591_999,
+            Ok("rotate offline_access openid profile until 5183999 (in 2592000)"),
+        );
         check(&offline, 2_592_000, Err("the grant has expired"));
-        let capped = Case { kind: GrantKind::Offline, grant_expires_at: Some(100_000), ..Case::default() };
-        check(&capped, 99_999, Ok("rotate offline_access openid profile until 100000 (in 1)"));
+        let capped = Case {
+            kind: GrantKind::Offline,
+            grant_expires_at: Some(100_000),
+            ..Case::default()
+        };
+        check(
+            &capped,
+            99_999,
+            Ok("rotate offline_access openid profile until 100000 (in 1)"),
+        );
         check(&capped, 100_000, Err("the grant has expired"));
     }
 
     #[test]
     fn reuse_grace_and_rotation_off() {
         // B3: a spent RT outside the grace window revokes the grant; inside it gets a sibling.
-        let spent = Case { use_count: 1, spent_at: Some(100), ..Case::default() };
-        check(&spent, 100, Err("refresh token reused outside the grace window; revoking grant g"));
-        let grace = Case { use_count: 1, spent_at: Some(100), policy: RefreshPolicy { reuse_grace_window: 10, ..DEFAULTS }, ..Case::default() };
+        let spent = Case {
+            use_count: 1,
+            spent_at: Some(100),
+            ..Case::default()
+        };
+        check(
+            &spent,
+            100,
+            Err("refresh token reused outside the grace window; revoking grant g"),
+        );
+        let grace = Case {
+            use_count: 1,
+            spent_at: Some(100),
+            policy: RefreshPolicy {
+                reuse_grace_window: 10,
+                ..DEFAULTS
+            },
+            ..Case::default()
+        };
         check(&grace, 109, Ok("sibling offline_access openid profile until 1909"));
-        check(&grace, 110, Err("refresh token reused outside the grace window; revoking grant g"));
+        check(
+            &grace,
+            110,
+            Err("refresh token reused outside the grace window; revoking grant g"),
+        );
         // Reuse is judged before the scope: a wider scope does not dodge detection.
-        check(&Case { scope: Some("admin"), ..Case { use_count: 1, spent_at: Some(100), ..Case::default() } }, 101, Err("refresh token reused outside the grace window; revoking grant g"));
+        check(
+            &Case {
+                scope: Some("admin"),
+                ..Case {
+                    use_count: 1,
+                    spent_at: Some(100),
+                    ..Case::default()
+                }
+            },
+            101,
+            Err("refresh token reused outside the grace window; revoking grant g"),
+        );
         // Without reuse detection, or with rotation off: refused, the grant lives.
-        let no_detection = Case { use_count: 1, spent_at: Some(100), policy: RefreshPolicy { reuse_detection: false, ..DEFAULTS }, ..Case::default() };
+        let no_detection = Case {
+            use_count: 1,
+            spent_at: Some(100),
+            policy: RefreshPolicy {
+                reuse_detection: false,
+                ..DEFAULTS
+            },
+            ..Case::default()
+        };
         check(&no_detection, 101, Err("refresh token has no uses left"));
-        let rotation_off = Case { use_count: 3, spent_at: Some(100), policy: RefreshPolicy { rotation: false, max_reuse: 2, reuse_grace_window: 10, ..DEFAULTS }, ..Case::default() };
+        let rotation_off = Case {
+            use_count: 3,
+            spent_at: Some(100),
+            policy: RefreshPolicy {
+                rotation: false,
+                max_reuse: 2,
+                reuse_grace_window: 10,
+                ..DEFAULTS
+            },
+            ..Case::default()
+        };
         check(&rotation_off, 101, Err("refresh token has no uses left"));
         // max_reuse: an RT with uses left rotates again.
-        let reusable = Case { use_count: 2, policy: RefreshPolicy { max_reuse: 2, ..DEFAULTS }, ..Case::default() };
-        check(&reusable, 10, Ok("rotate offline_access openid profile until 1810 (in 1800)"));
-        assert_eq!(RefreshPolicy { max_reuse: 2, ..DEFAULTS }.allowed_uses(), 3);
+        let reusable = Case {
+            use_count: 2,
+            policy: RefreshPolicy {
+                max_reuse: 2,
+                ..DEFAULTS
+            },
+            ..Case::default()
+        };
+        check(
+            &reusable,
+            10,
+            Ok("rotate offline_access openid profile until 1810 (in 1800)"),
+        );
+        assert_eq!(
+            RefreshPolicy {
+                max_reuse: 2,
+                ..DEFAULTS
+            }
+            .allowed_uses(),
+            3
+        );
     }
 
     #[test]
     fn scope_client_and_revocation() {
         // B7: narrower scope for the access token; wider is invalid_scope.
-        check(&Case { scope: Some("openid"), ..Case::default() }, 10, Ok("rotate openid until 1810 (in 1800)"));
-        check(&Case { scope: Some("openid admin"), ..Case::default() }, 10, Err("scopes not allowed for client: admin"));
+        check(
+            &Case {
+                scope: Some("openid"),
+                ..Case::default()
+            },
+            10,
+            Ok("rotate openid until 1810 (in 1800)"),
+        );
+        check(
+            &Case {
+                scope: Some("openid admin"),
+                ..Case::default()
+            },
+            10,
+            Err("scopes not allowed for client: admin"),
+        );
         // B8: another client's RT.
-        check(&Case { client: "other", ..Case::default() }, 10, Err("code was issued to client app, not other"));
+        check(
+            &Case {
+                client: "other",
+                ..Case::default()
+            },
+            10,
+            Err("code was issued to client app, not other"),
+        );
         // A revoked grant's RTs are dead.
-        check(&Case { revoked: true, ..Case::default() }, 10, Err("grant g is revoked"));
+        check(
+            &Case {
+                revoked: true,
+                ..Case::default()
+            },
+            10,
+            Err("grant g is revoked"),
+        );
     }
 
     #[test]
@@ -415,21 +608,90 @@ mod tests {
         let online = scope("openid");
         #[track_caller]
         fn check_issuance(policy: RefreshPolicy, client_type: ClientType, scope: &Scope, expected: Option<GrantKind>) {
-            assert_eq!(issuance(&policy, client_type, scope), expected, "{policy:?} {client_type:?} {scope}");
+            assert_eq!(
+                issuance(&policy, client_type, scope),
+                expected,
+                "{policy:?} {client_type:?} {scope}"
+            );
         }
         use ClientType::{Confidential, Public};
         check_issuance(DEFAULTS, Confidential, &offline, Some(GrantKind::Offline));
         check_issuance(DEFAULTS, Confidential, &online, None);
-        check_issuance(RefreshPolicy { issuance: RefreshTokenIssuance::Always, ..DEFAULTS }, Confidential, &online, Some(GrantKind::Online));
-        check_issuance(RefreshPolicy { issuance: RefreshTokenIssuance::Never, ..DEFAULTS }, Confidential, &offline, None);
-        check_issuance(RefreshPolicy { allow_offline_access: false, ..DEFAULTS }, Confidential, &offline, None);
+        check_issuance(
+            RefreshPolicy {
+                issuance: RefreshTokenIssuance::Always,
+                ..DEFAULTS
+            },
+            Confidential,
+            &online,
+            Some(GrantKind::Online),
+        );
+        check_issuance(
+            RefreshPolicy {
+                issuance: RefreshTokenIssuance::Never,
+                ..DEFAULTS
+            },
+            Confidential,
+            &offline,
+            None,
+        );
+        check_issuance(
+            RefreshPolicy {
+                allow_offline_access: false,
+                ..DEFAULTS
+            },
+            Confidential,
+            &offline,
+            None,
+        );
         check_issuance(DEFAULTS, Public, &offline, Some(GrantKind::Offline));
-        check_issuance(RefreshPolicy { public_clients: PublicClientRefresh::Deny, ..DEFAULTS }, Public, &offline, None);
-        check_issuance(RefreshPolicy { rotation: false, ..DEFAULTS }, Public, &offline, None);
-        check_issuance(RefreshPolicy { reuse_detection: false, ..DEFAULTS }, Public, &offline, None);
+        check_issuance(
+            RefreshPolicy {
+                public_clients: PublicClientRefresh::Deny,
+                ..DEFAULTS
+            },
+            Public,
+            &offline,
+            None,
+        );
+        check_issuance(
+            RefreshPolicy {
+                rotation: false,
+                ..DEFAULTS
+            },
+            Public,
+            &offline,
+            None,
+        );
+        check_issuance(
+            RefreshPolicy {
+                reuse_detection: false,
+                ..DEFAULTS
+            },
+            Public,
+            &offline,
+            None,
+        );
         // Hard ends: the session's for online grants; the offline maximum if set.
-        assert_eq!(grant_hard_end(GrantKind::Online, &DEFAULTS, Timestamp(36_000), Timestamp(0)), Some(Timestamp(36_000)));
-        assert_eq!(grant_hard_end(GrantKind::Offline, &DEFAULTS, Timestamp(36_000), Timestamp(0)), None);
-        assert_eq!(grant_hard_end(GrantKind::Offline, &RefreshPolicy { offline_max_lifetime: 100, ..DEFAULTS }, Timestamp(36_000), Timestamp(5)), Some(Timestamp(105)));
+        assert_eq!(
+            grant_hard_end(GrantKind::Online, &DEFAULTS, Timestamp(36_000), Timestamp(0)),
+            Some(Timestamp(36_000))
+        );
+        assert_eq!(
+            grant_hard_end(GrantKind::Offline, &DEFAULTS, Timestamp(36_000), Timestamp(0)),
+            None
+        );
+        assert_eq!(
+            grant_hard_end(
+                GrantKind::Offline,
+                &RefreshPolicy {
+                    offline_max_lifetime: 100,
+                    ..DEFAULTS
+                },
+                Timestamp(36_000),
+                Timestamp(5)
+            ),
+            Some(Timestamp(105))
+        );
     }
 }

@@ -123,7 +123,13 @@ pub async fn purge_once(state: &AppState) -> Result<u64, tessera_storage::Reposi
             let batch = match table {
                 Table::AccessTokens => state.storage.access_tokens().cleanup_expired(now, PURGE_BATCH).await?,
                 Table::RefreshTokens => state.storage.refresh_tokens().cleanup_expired(now, PURGE_BATCH).await?,
-                Table::AuthorizationCodes => state.storage.authorization_codes().cleanup_expired(now, PURGE_BATCH).await?,
+                Table::AuthorizationCodes => {
+                    state
+                        .storage
+                        .authorization_codes()
+                        .cleanup_expired(now, PURGE_BATCH)
+                        .await?
+                }
             };
             deleted += batch;
             if batch < u64::from(PURGE_BATCH) {

@@ -95,7 +95,13 @@ pub async fn show(storage: &dyn Storage, username_or_id: &str) -> Result<User, U
 ///
 /// # Errors
 /// A too-short password, an unknown user, storage failures.
-pub async fn set_password(storage: &dyn Storage, now: Timestamp, username_or_id: &str, password: &str, revocation: RevocationScope) -> Result<User, UserError> {
+pub async fn set_password(
+    storage: &dyn Storage,
+    now: Timestamp,
+    username_or_id: &str,
+    password: &str,
+    revocation: RevocationScope,
+) -> Result<User, UserError> {
     let mut user = show(storage, username_or_id).await?;
     user.password_hash = Some(hash_password(password).await?);
     user.password_changed_at = Some(now);
@@ -109,7 +115,13 @@ pub async fn set_password(storage: &dyn Storage, now: Timestamp, username_or_id:
 ///
 /// # Errors
 /// An unknown user, storage failures.
-pub async fn set_disabled(storage: &dyn Storage, now: Timestamp, username_or_id: &str, is_disabled: bool, revocation: RevocationScope) -> Result<User, UserError> {
+pub async fn set_disabled(
+    storage: &dyn Storage,
+    now: Timestamp,
+    username_or_id: &str,
+    is_disabled: bool,
+    revocation: RevocationScope,
+) -> Result<User, UserError> {
     let mut user = show(storage, username_or_id).await?;
     user.is_disabled = is_disabled;
     let user = save(storage, now, user).await?;
@@ -119,7 +131,13 @@ pub async fn set_disabled(storage: &dyn Storage, now: Timestamp, username_or_id:
     Ok(user)
 }
 
-async fn revoke_grants(storage: &dyn Storage, user: &User, now: Timestamp, revocation: RevocationScope, reason: &str) -> Result<(), UserError> {
+async fn revoke_grants(
+    storage: &dyn Storage,
+    user: &User,
+    now: Timestamp,
+    revocation: RevocationScope,
+    reason: &str,
+) -> Result<(), UserError> {
     let revoked = match revocation {
         RevocationScope::All => storage.grants().revoke_for_user(&user.id, false, now, reason).await?,
         RevocationScope::Online => storage.grants().revoke_for_user(&user.id, true, now, reason).await?,

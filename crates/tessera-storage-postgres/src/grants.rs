@@ -8,6 +8,9 @@ use tokio_postgres::Row;
 use crate::error::{column, decode_hash, decode_json, encode_json, inconsistent};
 use crate::PostgresStorage;
 
+/// The revocation reason [`GrantRepository::enforce_limit`] records.
+const GRANT_LIMIT: &str = "grant_limit";
+
 /// Decodes a code; errors name it by its `grant_id` (the hash is not for logs).
 fn decode_code(row: &Row) -> Result<AuthorizationCode, RepositoryError> {
     let grant_id: String = column(row, 4)?;
@@ -206,6 +209,71 @@ impl GrantRepository for PostgresStorage {
                          SELECT id FROM grants WHERE session_id = $1 AND kind = $2))
                  SELECT COUNT(*) FROM revoked",
                 &[&session_id, &GrantKind::Online.as_str(), &now.0, &reason],
+            )
+            .await?;
+        let revoked: i64 = column(&row, 0)?;
+        Ok(u64::try_from(revoked).unwrap_or(0))
+    }
+
+    #[tracing::instrument(name = "db.grants.revoke_for_user", skip_all)]
+    async fn revoke_for_user(
+        &self,
+        user_id: &str,
+        only_online: bool,
+        now: Timestamp,
+        reason: &str,
+    ) -> Result<u64, RepositoryError> {
+        // One statement, as in `revoke_online_for_session`: the DELETE covers the grants revoked
+        // by the UPDATE and the matching ones revoked earlier.
+        let row = self
+            .query_one(
+                "WITH revoked AS (
+                     UPDATE grants SET revoked_at = $4, revocation_reason = $5
+                     WHERE user_id = $1 AND (NOT $2 OR kind = $3) AND revoked_at IS NULL
+                     RETURNING id),
+                 deleted AS (
+                     DELETE FROM access_tokens WHERE grant_id IN (
+                         SELECT id FROM grants WHERE user_id = $1 AND (NOT $2 OR kind = $3)))
+                 SELECT COUNT(*) FROM revoked",
+                &[&user_id, &only_online, &GrantKind::Online.as_str(), &now.0, &reason],
+            )
+            .await?;
+        let revoked: i64 = column(&row, 0)?;
+        Ok(u64::try_from(revoked).unwrap_or(0))
+    }
+
+    #[tracing::instrument(name = "db.grants.enforce_limit", skip_all)]
+    async fn enforce_limit(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        max_active: u32,
+        now: Timestamp,
+    ) -> Result<u64, RepositoryError> {
+        // One statement. `active` locks the pair's unrevoked grants (in id order, so two callers
+        // cannot deadlock each other) and, having waited for any lock, sees their committed
+        // values: a concurrent `enforce_limit` for the pair is done first (its revoked grants drop
+        // out), and a concurrent rotation's `last_used_at` counts. So two concurrent calls never
+        // revoke more than the limit requires between them.
+        let row = self
+            .query_one(
+                "WITH active AS MATERIALIZED (
+                     SELECT id, last_used_at, created_at FROM grants
+                     WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL
+                     ORDER BY id COLLATE \"C\"
+                     FOR UPDATE),
+                 doomed AS (
+                     SELECT id FROM active
+                     ORDER BY last_used_at DESC, created_at DESC, id COLLATE \"C\" DESC
+                     OFFSET $3),
+                 revoked AS (
+                     UPDATE grants SET revoked_at = $4, revocation_reason = $5
+                     WHERE id IN (SELECT id FROM doomed)
+                     RETURNING id),
+                 deleted AS (
+                     DELETE FROM access_tokens WHERE grant_id IN (SELECT id FROM doomed))
+                 SELECT COUNT(*) FROM revoked",
+                &[&user_id, &client_id, &i64::from(max_active), &now.0, &GRANT_LIMIT],
             )
             .await?;
         let revoked: i64 = column(&row, 0)?;

@@ -4,15 +4,21 @@
 //!
 //! A `deadpool-postgres` pool of `tokio-postgres` connections ([`PostgresOptions::max_connections`]).
 //! Every repository method is one statement in autocommit mode (so it is durable when it returns),
-//! except [`SigningKeyRepository::rotate`] and [`Storage::migrate`], which run in a transaction.
+//! except [`SigningKeyRepository::rotate`], [`RefreshTokenRepository::rotate`] and
+//! [`Storage::migrate`], which run in a transaction.
 //! Races between nodes are decided inside the database: `register_jti` is a single
 //! `INSERT … ON CONFLICT … DO UPDATE … WHERE` whose row count says whether the `jti` was fresh;
 //! `consume`, `end` and grant revocation are conditional `UPDATE … WHERE … IS NULL`s that change a
 //! row for exactly one caller; consent is merged by one `INSERT … ON CONFLICT DO UPDATE` computing
-//! the union in SQL; [`GrantRepository::revoke`] and
-//! [`GrantRepository::revoke_online_for_session`] revoke and delete the grants' opaque access
-//! tokens in one statement (data-modifying CTEs); and `migrate` takes a transaction-scoped advisory
-//! lock so two nodes starting at once apply each migration exactly once. Statements are prepared once per connection and cached
+//! the union in SQL; [`GrantRepository::revoke`], [`GrantRepository::revoke_online_for_session`],
+//! [`GrantRepository::revoke_for_user`] and [`GrantRepository::enforce_limit`] revoke and delete
+//! the grants' opaque access tokens in one statement (data-modifying CTEs; `enforce_limit` first
+//! locks the (user, client)'s active grants, so concurrent calls do not over-revoke); a refresh
+//! ([`RefreshTokenRepository::rotate`]) is a compare-and-set `UPDATE` of the presented token and a
+//! conditional `UPDATE` of its grant in one READ COMMITTED transaction, so of concurrent rotations
+//! of one token exactly one commits, and no token is issued from a grant revoked meanwhile; and
+//! `migrate` takes a transaction-scoped advisory lock so two nodes starting at once apply each
+//! migration exactly once. Statements are prepared once per connection and cached
 //! (`prepare_cached`).
 //!
 //! # Schema
@@ -58,7 +64,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "users_sessions_codes_grants",
         include_str!("../migrations/0002_users_sessions_codes_grants.sql"),
     ),
-    (3, "refresh_tokens", include_str!("../migrations/0003_refresh_tokens.sql")),
+    (
+        3,
+        "refresh_tokens",
+        include_str!("../migrations/0003_refresh_tokens.sql"),
+    ),
 ];
 
 /// The advisory lock serialising migrations across nodes ("tessera" in ASCII).

@@ -33,26 +33,44 @@ fn decode_token(row: &Row) -> Result<RefreshToken, RepositoryError> {
     })
 }
 
-/// Runs `f` with the parameters of [`INSERT`] for `token`.
-fn with_insert_params<T>(token: &RefreshToken, f: impl FnOnce(&[&(dyn ToSql + Sync)]) -> T) -> T {
-    let parent = token.parent.as_ref().map(|p| &p.0[..]);
-    f(&[
-        &&token.hash.0[..],
-        &token.grant_id,
-        &parent,
-        &token.client_id,
-        &token.issued_at.0,
-        &token.expires_at.0,
-        &i64::from(token.use_count),
-        &token.spent_at.map(|t| t.0),
-    ])
+/// The values of [`INSERT`] that need converting first.
+struct InsertValues<'a> {
+    hash: &'a [u8],
+    parent: Option<&'a [u8]>,
+    use_count: i64,
+    spent_at: Option<i64>,
+}
+
+impl<'a> InsertValues<'a> {
+    fn of(token: &'a RefreshToken) -> Self {
+        Self {
+            hash: &token.hash.0[..],
+            parent: token.parent.as_ref().map(|p| &p.0[..]),
+            use_count: i64::from(token.use_count),
+            spent_at: token.spent_at.map(|t| t.0),
+        }
+    }
+
+    fn params(&'a self, token: &'a RefreshToken) -> [&'a (dyn ToSql + Sync); 8] {
+        [
+            &self.hash,
+            &token.grant_id,
+            &self.parent,
+            &token.client_id,
+            &token.issued_at.0,
+            &token.expires_at.0,
+            &self.use_count,
+            &self.spent_at,
+        ]
+    }
 }
 
 #[async_trait]
 impl RefreshTokenRepository for PostgresStorage {
     #[tracing::instrument(name = "db.refresh_tokens.add", skip_all)]
     async fn add(&self, token: &RefreshToken) -> Result<(), RepositoryError> {
-        with_insert_params(token, |params| self.execute(INSERT, params)).await.map(|_| ())
+        let values = InsertValues::of(token);
+        self.execute(INSERT, &values.params(token)).await.map(|_| ())
     }
 
     #[tracing::instrument(name = "db.refresh_tokens.find_by_hash", skip_all)]
@@ -84,8 +102,8 @@ impl RefreshTokenRepository for PostgresStorage {
             let statement = tx
                 .prepare_cached(
                     "UPDATE refresh_tokens
-                     SET use_count = $2 + 1,
-                         spent_at = CASE WHEN $2 + 1 >= $3 THEN $4 ELSE NULL END
+                     SET use_count = $2::BIGINT + 1,
+                         spent_at = CASE WHEN $2::BIGINT + 1 >= $3::BIGINT THEN $4::BIGINT END
                      WHERE hash = $1 AND use_count = $2 AND spent_at IS NULL",
                 )
                 .await
@@ -121,7 +139,8 @@ impl RefreshTokenRepository for PostgresStorage {
             return Ok(false);
         }
         let statement = tx.prepare_cached(INSERT).await.map_err(map_pg)?;
-        with_insert_params(&rotation.new_token, |params| tx.execute(&statement, params))
+        let values = InsertValues::of(&rotation.new_token);
+        tx.execute(&statement, &values.params(&rotation.new_token))
             .await
             .map_err(map_pg)?;
         if let Some(session) = &rotation.touch_session {

@@ -26,10 +26,12 @@
 //!
 //! Statements are prepared once per connection and cached (`prepare_cached`).
 //!
-//! Operations that touch several rows or tables (signing-key rotation, revoking a grant and
-//! deleting its opaque access tokens, merging consent) are one write command, so one savepoint:
-//! they commit together or not at all. Conditional updates (`consume`, `end`, `revoke`) are decided
-//! by the single writer, which runs commands one after another.
+//! Operations that touch several rows or tables (signing-key rotation, revoking grants and
+//! deleting their opaque access tokens, merging consent, a refresh-token rotation) are one write
+//! command, so one savepoint: they commit together or not at all. Conditional updates (`consume`,
+//! `end`, `revoke`, the refresh token's compare-and-set) are decided by the single writer, which
+//! runs commands one after another. A rotation whose compare-and-set or grant check changes no row
+//! rolls back to a savepoint of its own, so it changes nothing and still reports `false`.
 //!
 //! # Schema
 //!
@@ -79,7 +81,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "users_sessions_codes_grants",
         include_str!("../migrations/0002_users_sessions_codes_grants.sql"),
     ),
-    (3, "refresh_tokens", include_str!("../migrations/0003_refresh_tokens.sql")),
+    (
+        3,
+        "refresh_tokens",
+        include_str!("../migrations/0003_refresh_tokens.sql"),
+    ),
 ];
 
 /// Tuning for [`SqliteStorage`].
@@ -368,6 +374,8 @@ fn apply_migrations(conn: &Connection) -> Result<Vec<i64>, RepositoryError> {
 
 #[cfg(test)]
 mod tests {
+    use tessera_core::TokenHash;
+
     use super::*;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -377,7 +385,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("t.db");
         let storage = SqliteStorage::open(&path, SqliteOptions::default())?;
-        assert_eq!(storage.migrate().await?, vec![1, 2]);
+        assert_eq!(storage.migrate().await?, vec![1, 2, 3]);
         let raw = Connection::open(&path)?;
         raw.busy_timeout(Duration::from_secs(5))?;
         Ok((dir, storage, raw))
@@ -405,7 +413,10 @@ mod tests {
              INSERT INTO users (id, username, claims, is_disabled, created_at, updated_at)
                  VALUES ('u', 'unknown-claim', '{\"shoe_size\":42}', 0, 0, 0);
              INSERT INTO grants (id, user_id, client_id, scope, kind, created_at, last_used_at)
-                 VALUES ('g', 'u', 'c', '', 'forever', 0, 0);",
+                 VALUES ('g', 'u', 'c', '', 'forever', 0, 0);
+             INSERT INTO refresh_tokens (hash, grant_id, parent_hash, client_id, issued_at, expires_at, use_count)
+                 VALUES (zeroblob(32), 'g-parent', x'02', 'c', 0, 0, 0),
+                        (x'0101010101010101010101010101010101010101010101010101010101010101', 'g-count', NULL, 'c', 0, 0, -1);",
         )?;
         let cases: [(&str, &str); 2] = [("bad-json", "settings"), ("bad-hash", "secret_hash")];
         for (id, expected_column) in cases {
@@ -432,6 +443,17 @@ mod tests {
             matches!(&user, Err(RepositoryError::Inconsistent { table: "users", column: "claims", id }) if id == "u"),
             "{user:?}"
         );
+        for (hash, expected_column, grant_id) in [
+            (TokenHash([0; 32]), "parent_hash", "g-parent"),
+            (TokenHash([1; 32]), "use_count", "g-count"),
+        ] {
+            let result = storage.refresh_tokens().find_by_hash(&hash).await;
+            assert!(
+                matches!(&result, Err(RepositoryError::Inconsistent { table: "refresh_tokens", column, id })
+                    if *column == expected_column && id == grant_id),
+                "{grant_id}: {result:?}"
+            );
+        }
         let grant = storage.grants().lookup("g").await;
         assert!(
             matches!(&grant, Err(RepositoryError::Inconsistent { table: "grants", column: "kind", id }) if id == "g"),

@@ -290,7 +290,13 @@ pub trait GrantRepository: Send + Sync {
     ///
     /// # Errors
     /// Backend errors.
-    async fn revoke_for_user(&self, user_id: &str, only_online: bool, now: Timestamp, reason: &str) -> Result<u64, RepositoryError>;
+    async fn revoke_for_user(
+        &self,
+        user_id: &str,
+        only_online: bool,
+        now: Timestamp,
+        reason: &str,
+    ) -> Result<u64, RepositoryError>;
 
     /// Keeps at most `max_active` unrevoked grants for (user, client): revokes the least recently
     /// used (`last_used_at`, then `created_at`, oldest first) beyond that, with reason
@@ -298,7 +304,13 @@ pub trait GrantRepository: Send + Sync {
     ///
     /// # Errors
     /// Backend errors.
-    async fn enforce_limit(&self, user_id: &str, client_id: &str, max_active: u32, now: Timestamp) -> Result<u64, RepositoryError>;
+    async fn enforce_limit(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        max_active: u32,
+        now: Timestamp,
+    ) -> Result<u64, RepositoryError>;
 
     /// Every grant of a user, newest first.
     ///
@@ -314,7 +326,7 @@ pub struct Rotation {
     pub presented: TokenHash,
     /// `Some(n)`: use the presented token once more, if its `use_count` is still `n` and it is not
     /// spent (compare-and-set); it becomes spent (`spent_at = now`) when `n + 1 >= allowed_uses`
-    /// and `spend_when_used_up`. `None`: a sibling inside the grace window; the presented token is
+    /// . `None`: a sibling inside the grace window; the presented token is
     /// left as it is.
     pub expected_use_count: Option<u32>,
     /// `max_reuse + 1`.

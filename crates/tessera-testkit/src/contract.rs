@@ -10,11 +10,12 @@ use std::fmt::Debug;
 use futures::future::join_all;
 use tessera_core::client::{RefreshTokenIssuance, RefreshTokenSettings};
 use tessera_core::keys::SigningKeyRecord;
+use tessera_core::refresh::RefreshToken;
 use tessera_core::{
     AccessTokenFormat, AuthMethod, AuthorizationCode, Client, ClientSettings, ClientType, Grant, GrantKind, SsoSession,
     Timestamp, TokenHash, User, UserClaims,
 };
-use tessera_storage::{AccessTokenRecord, RepositoryError, Storage};
+use tessera_storage::{AccessTokenRecord, RepositoryError, Rotation, Storage};
 use tessera_types::token::GrantType;
 use tessera_types::JwsAlgorithm;
 
@@ -46,6 +47,18 @@ pub async fn run_all(storage: &dyn Storage) {
     grants_add_lookup_revoke(storage).await;
     grants_revoke_online_for_session(storage).await;
     grants_list_by_user(storage).await;
+    grants_revoke_for_user(storage).await;
+    grants_enforce_limit(storage).await;
+    grants_enforce_limit_concurrently(storage).await;
+    refresh_tokens_add_find(storage).await;
+    refresh_token_rotate(storage).await;
+    refresh_token_rotate_max_uses(storage).await;
+    refresh_token_rotate_stale_use_count(storage).await;
+    refresh_token_rotate_revoked_grant(storage).await;
+    refresh_token_sibling(storage).await;
+    refresh_token_concurrent_rotation(storage).await;
+    refresh_token_rotation_racing_revocation(storage).await;
+    refresh_tokens_cleanup(storage).await;
 }
 
 /// `migrate` succeeds, and a second call applies nothing.
@@ -1029,6 +1042,654 @@ pub async fn grants_list_by_user(storage: &dyn Storage) {
     check_eq(storage, "grants of a user with none", nobody, Vec::new());
 }
 
+/// `revoke_for_user` revokes the user's unrevoked grants (only the online ones when asked) and
+/// deletes their opaque access tokens; other users' grants and tokens stay.
+pub async fn grants_revoke_for_user(storage: &dyn Storage) {
+    let repo = storage.grants();
+    let tokens = storage.access_tokens();
+    let user_id = unique("user");
+    let online = grant(&user_id, GrantKind::Online, Some(&unique("session")), NOW);
+    let offline = grant(&user_id, GrantKind::Offline, None, NOW.plus(1));
+    let mut earlier = grant(&user_id, GrantKind::Online, Some(&unique("session")), NOW.plus(2));
+    earlier.revoked_at = Some(NOW.plus(3));
+    earlier.revocation_reason = Some("earlier".into());
+    let stranger = grant(&unique("user"), GrantKind::Online, Some(&unique("session")), NOW);
+    for g in [&online, &offline, &earlier, &stranger] {
+        ok(storage, "add grant", repo.add(g).await);
+    }
+    let (token_online, token_offline, token_stranger) =
+        (grant_token(&online), grant_token(&offline), grant_token(&stranger));
+    for t in [&token_online, &token_offline, &token_stranger] {
+        ok(storage, "add access token", tokens.add(t).await);
+    }
+
+    let revoked = ok(
+        storage,
+        "revoke_for_user (online only)",
+        repo.revoke_for_user(&user_id, true, NOW.plus(10), "password_change")
+            .await,
+    );
+    check_eq(storage, "grants revoked by revoke_for_user (online only)", revoked, 1);
+    let online = revoked_as(online, NOW.plus(10), "password_change");
+    expect_grants(
+        storage,
+        "after revoke_for_user (online only)",
+        &[&online, &offline, &earlier, &stranger],
+    )
+    .await;
+    let found = ok(storage, "find token", tokens.find_by_hash(&token_online.hash).await);
+    check_eq(storage, "access token of a revoked online grant", found, None);
+    for t in [&token_offline, &token_stranger] {
+        let found = ok(storage, "find token", tokens.find_by_hash(&t.hash).await);
+        check_eq(storage, "access token of a grant left alone", found.as_ref(), Some(t));
+    }
+
+    let revoked = ok(
+        storage,
+        "revoke_for_user (all)",
+        repo.revoke_for_user(&user_id, false, NOW.plus(20), "user_disabled")
+            .await,
+    );
+    check_eq(storage, "grants revoked by revoke_for_user (all)", revoked, 1);
+    let offline = revoked_as(offline, NOW.plus(20), "user_disabled");
+    expect_grants(
+        storage,
+        "after revoke_for_user (all)",
+        &[&online, &offline, &earlier, &stranger],
+    )
+    .await;
+    let found = ok(storage, "find token", tokens.find_by_hash(&token_offline.hash).await);
+    check_eq(storage, "access token of a revoked offline grant", found, None);
+    let found = ok(storage, "find token", tokens.find_by_hash(&token_stranger.hash).await);
+    check_eq(
+        storage,
+        "access token of another user",
+        found.as_ref(),
+        Some(&token_stranger),
+    );
+
+    let again = ok(
+        storage,
+        "revoke_for_user again",
+        repo.revoke_for_user(&user_id, false, NOW.plus(30), "again").await,
+    );
+    check_eq(storage, "grants revoked by a second revoke_for_user", again, 0);
+    expect_grants(
+        storage,
+        "after a second revoke_for_user (unchanged)",
+        &[&online, &offline, &earlier, &stranger],
+    )
+    .await;
+    let none = ok(
+        storage,
+        "revoke_for_user of an unknown user",
+        repo.revoke_for_user(&unique("user"), false, NOW, "x").await,
+    );
+    check_eq(storage, "grants revoked for an unknown user", none, 0);
+}
+
+/// `enforce_limit` keeps the `max_active` most recently used unrevoked grants of a (user, client)
+/// and revokes the rest with reason `grant_limit`, deleting their opaque access tokens; revoked
+/// grants do not count, other pairs are untouched; ties go by `created_at`, then `id`.
+pub async fn grants_enforce_limit(storage: &dyn Storage) {
+    let repo = storage.grants();
+    let tokens = storage.access_tokens();
+    let (user_id, client_id) = (unique("user"), unique("client"));
+    let pair_grant = |last_used: u64, created: u64| {
+        let mut g = grant(&user_id, GrantKind::Offline, None, NOW.plus(created));
+        g.client_id.clone_from(&client_id);
+        g.last_used_at = NOW.plus(last_used);
+        g
+    };
+    // Created in an order unlike their last use, so an implementation sorting by creation fails.
+    let grants: Vec<Grant> = [(40, 5), (10, 4), (30, 3), (20, 2), (50, 1)]
+        .into_iter()
+        .map(|(used, created)| pair_grant(used, created))
+        .collect();
+    // The most recently used of all, but already revoked: it must not count.
+    let mut revoked_earlier = pair_grant(99, 0);
+    revoked_earlier.revoked_at = Some(NOW.plus(60));
+    revoked_earlier.revocation_reason = Some("logout".into());
+    let mut other_client = grant(&user_id, GrantKind::Offline, None, NOW);
+    other_client.last_used_at = NOW;
+    let mut other_user = grant(&unique("user"), GrantKind::Offline, None, NOW);
+    other_user.client_id.clone_from(&client_id);
+    for g in grants.iter().chain([&revoked_earlier, &other_client, &other_user]) {
+        ok(storage, "add grant", repo.add(g).await);
+    }
+    let (least_recent, most_recent) = (grant_token(&grants[1]), grant_token(&grants[4]));
+    for t in [&least_recent, &most_recent] {
+        ok(storage, "add access token", tokens.add(t).await);
+    }
+
+    let revoked = ok(
+        storage,
+        "enforce_limit",
+        repo.enforce_limit(&user_id, &client_id, 3, NOW.plus(70)).await,
+    );
+    check_eq(storage, "grants revoked by enforce_limit(3) of 5", revoked, 2);
+    // Least recently used: last used at +10 and +20.
+    let expected: Vec<Grant> = grants
+        .iter()
+        .map(|g| {
+            if g.last_used_at <= NOW.plus(20) {
+                revoked_as(g.clone(), NOW.plus(70), "grant_limit")
+            } else {
+                g.clone()
+            }
+        })
+        .collect();
+    let mut all: Vec<&Grant> = expected.iter().collect();
+    all.extend([&revoked_earlier, &other_client, &other_user]);
+    expect_grants(storage, "after enforce_limit(3)", &all).await;
+    let found = ok(storage, "find token", tokens.find_by_hash(&least_recent.hash).await);
+    check_eq(storage, "access token of a grant revoked by enforce_limit", found, None);
+    let found = ok(storage, "find token", tokens.find_by_hash(&most_recent.hash).await);
+    check_eq(
+        storage,
+        "access token of a grant kept by enforce_limit",
+        found.as_ref(),
+        Some(&most_recent),
+    );
+
+    let again = ok(
+        storage,
+        "enforce_limit again",
+        repo.enforce_limit(&user_id, &client_id, 3, NOW.plus(80)).await,
+    );
+    check_eq(storage, "grants revoked by enforce_limit(3) of 3", again, 0);
+    expect_grants(storage, "after a second enforce_limit (unchanged)", &all).await;
+
+    // Ties: the same last use goes by creation, then by id (the greatest is the newest).
+    let (user_id, client_id) = (unique("user"), unique("client"));
+    let tied = |suffix: &str, created: u64| {
+        let mut g = grant(&user_id, GrantKind::Offline, None, NOW.plus(created));
+        g.id = format!("{user_id}-{suffix}");
+        g.client_id.clone_from(&client_id);
+        g.last_used_at = NOW.plus(100);
+        g
+    };
+    let (older, newer_a, newer_b) = (tied("z", 1), tied("a", 2), tied("b", 2));
+    for g in [&older, &newer_a, &newer_b] {
+        ok(storage, "add grant", repo.add(g).await);
+    }
+    let revoked = ok(
+        storage,
+        "enforce_limit with ties",
+        repo.enforce_limit(&user_id, &client_id, 1, NOW.plus(200)).await,
+    );
+    check_eq(storage, "grants revoked by enforce_limit(1) of 3", revoked, 2);
+    let older = revoked_as(older, NOW.plus(200), "grant_limit");
+    let newer_a = revoked_as(newer_a, NOW.plus(200), "grant_limit");
+    expect_grants(storage, "after enforce_limit with ties", &[&older, &newer_a, &newer_b]).await;
+}
+
+/// 10 concurrent `enforce_limit(3)` calls on 6 grants revoke exactly 3 between them (the 3 least
+/// recently used), and the revocation each reports is its own.
+pub async fn grants_enforce_limit_concurrently(storage: &dyn Storage) {
+    let repo = storage.grants();
+    let (user_id, client_id) = (unique("user"), unique("client"));
+    let grants: Vec<Grant> = (0..6)
+        .map(|n| {
+            let mut g = grant(&user_id, GrantKind::Offline, None, NOW);
+            g.client_id.clone_from(&client_id);
+            g.last_used_at = NOW.plus(n);
+            g
+        })
+        .collect();
+    for g in &grants {
+        ok(storage, "add grant", repo.add(g).await);
+    }
+    let results = join_all((0..10).map(|n| repo.enforce_limit(&user_id, &client_id, 3, NOW.plus(100 + n)))).await;
+    let revoked: u64 = results
+        .into_iter()
+        .map(|result| ok(storage, "concurrent enforce_limit", result))
+        .sum();
+    check_eq(
+        storage,
+        "grants revoked by 10 concurrent enforce_limit(3) of 6",
+        revoked,
+        3,
+    );
+    for (n, g) in grants.iter().enumerate() {
+        let found = ok(storage, "lookup grant", repo.lookup(&g.id).await);
+        let is_revoked = found.as_ref().is_some_and(|g| g.revoked_at.is_some());
+        check_eq(
+            storage,
+            &format!("grant used {n}th after concurrent enforce_limit: revoked"),
+            is_revoked,
+            n < 3,
+        );
+    }
+}
+
+/// Refresh tokens: add (a duplicate hash is a conflict), `find_by_hash` (missing is `None`); every
+/// field survives, a parent and `spent_at` included.
+pub async fn refresh_tokens_add_find(storage: &dyn Storage) {
+    let repo = storage.refresh_tokens();
+    let g = grant(&unique("user"), GrantKind::Offline, None, NOW);
+    let first = refresh_token(&g, None);
+    let mut child = refresh_token(&g, Some(first.hash));
+    child.use_count = 7;
+    child.spent_at = Some(NOW.plus(5));
+    child.expires_at = NOW.plus(99);
+    for t in [&first, &child] {
+        ok(storage, "add refresh token", repo.add(t).await);
+        let found = ok(storage, "find refresh token", repo.find_by_hash(&t.hash).await);
+        check_eq(storage, "found refresh token", found.as_ref(), Some(t));
+    }
+    let mut duplicate = refresh_token(&g, None);
+    duplicate.hash = first.hash;
+    expect_conflict(storage, "adding a refresh token hash twice", repo.add(&duplicate).await);
+    let found = ok(storage, "find refresh token", repo.find_by_hash(&first.hash).await);
+    check_eq(
+        storage,
+        "refresh token after a conflicting add (unchanged)",
+        found.as_ref(),
+        Some(&first),
+    );
+    let missing = ok(
+        storage,
+        "find missing refresh token",
+        repo.find_by_hash(&TokenHash::of(&unique("no-token"))).await,
+    );
+    check_eq(storage, "find of a missing refresh token", missing, None);
+}
+
+/// `rotate`: uses the presented token once (spent when used up), inserts the child, records the
+/// grant's last use and touches the session (forward only; an ended session is left alone and
+/// does not fail the rotation).
+pub async fn refresh_token_rotate(storage: &dyn Storage) {
+    let repo = storage.refresh_tokens();
+    let s = session(&unique("session"), &unique("user"));
+    ok(storage, "add session", storage.sessions().add(&s).await);
+    let g = grant(&s.user_id, GrantKind::Online, Some(&s.id), NOW);
+    ok(storage, "add grant", storage.grants().add(&g).await);
+    let presented = refresh_token(&g, None);
+    ok(storage, "add refresh token", repo.add(&presented).await);
+
+    let first = rotation(&presented, Some(0), 1, Some(&s.id), NOW.plus(10));
+    let rotated = ok(storage, "rotate", repo.rotate(&first).await);
+    check(storage, rotated, "rotating a fresh token must return true");
+    let mut used = presented.clone();
+    used.use_count = 1;
+    used.spent_at = Some(NOW.plus(10));
+    expect_token(storage, "presented token after rotation (used up, spent)", &used).await;
+    expect_token(storage, "child token after rotation", &first.new_token).await;
+    let mut expected_grant = g.clone();
+    expected_grant.last_used_at = NOW.plus(10);
+    expect_grants(storage, "grant after rotation (last use recorded)", &[&expected_grant]).await;
+    let mut expected_session = s.clone();
+    expected_session.last_active_at = NOW.plus(10);
+    expect_session(storage, "session after rotation (touched)", &expected_session).await;
+
+    // A node whose clock is behind: the session's activity must not move back.
+    let skewed = rotation(&first.new_token, Some(0), 1, Some(&s.id), NOW.plus(5));
+    let rotated = ok(storage, "rotate with an earlier time", repo.rotate(&skewed).await);
+    check(storage, rotated, "rotating the child must return true");
+    expect_token(storage, "grandchild token", &skewed.new_token).await;
+    expect_session(
+        storage,
+        "session after a rotation with an earlier time (last_active_at must not move back)",
+        &expected_session,
+    )
+    .await;
+
+    ok(
+        storage,
+        "end session",
+        storage.sessions().end(&s.id, NOW.plus(20)).await,
+    );
+    expected_session.ended_at = Some(NOW.plus(20));
+    let after_end = rotation(&skewed.new_token, Some(0), 1, Some(&s.id), NOW.plus(30));
+    let rotated = ok(storage, "rotate after the session ended", repo.rotate(&after_end).await);
+    check(
+        storage,
+        rotated,
+        "an ended session is not rotate's business: the rotation must still return true",
+    );
+    expect_session(storage, "ended session after a rotation (untouched)", &expected_session).await;
+
+    let missing = rotation(&refresh_token(&g, None), Some(0), 1, None, NOW.plus(40));
+    let rotated = ok(storage, "rotate an unknown token", repo.rotate(&missing).await);
+    check(storage, !rotated, "rotating an unknown token must return false");
+    expect_absent(storage, "child of an unknown token", &missing.new_token.hash).await;
+}
+
+/// `rotate` with `allowed_uses = 3`: the first two uses leave the token unspent, the third
+/// spends it, a fourth finds it spent.
+pub async fn refresh_token_rotate_max_uses(storage: &dyn Storage) {
+    let repo = storage.refresh_tokens();
+    let g = grant(&unique("user"), GrantKind::Offline, None, NOW);
+    ok(storage, "add grant", storage.grants().add(&g).await);
+    let presented = refresh_token(&g, None);
+    ok(storage, "add refresh token", repo.add(&presented).await);
+    let mut expected = presented.clone();
+    for use_count in 0..3 {
+        let now = NOW.plus(10 * (u64::from(use_count) + 1));
+        let r = rotation(&presented, Some(use_count), 3, None, now);
+        let rotated = ok(storage, "rotate", repo.rotate(&r).await);
+        check(storage, rotated, format!("use {} of 3 must return true", use_count + 1));
+        expected.use_count = use_count + 1;
+        expected.spent_at = (use_count == 2).then_some(now);
+        expect_token(storage, &format!("token after use {} of 3", use_count + 1), &expected).await;
+        expect_token(storage, "child token", &r.new_token).await;
+    }
+    let r = rotation(&presented, Some(3), 3, None, NOW.plus(100));
+    let rotated = ok(storage, "rotate a used-up token", repo.rotate(&r).await);
+    check(storage, !rotated, "a fourth use of a token allowed 3 must return false");
+    expect_token(storage, "used-up token after a refused use (unchanged)", &expected).await;
+    expect_absent(storage, "child of a refused use", &r.new_token.hash).await;
+}
+
+/// `rotate` with a stale `expected_use_count` changes nothing and returns `false`.
+pub async fn refresh_token_rotate_stale_use_count(storage: &dyn Storage) {
+    let repo = storage.refresh_tokens();
+    let s = session(&unique("session"), &unique("user"));
+    ok(storage, "add session", storage.sessions().add(&s).await);
+    let g = grant(&s.user_id, GrantKind::Online, Some(&s.id), NOW);
+    ok(storage, "add grant", storage.grants().add(&g).await);
+    let presented = refresh_token(&g, None);
+    ok(storage, "add refresh token", repo.add(&presented).await);
+
+    for stale in [1, 5] {
+        let r = rotation(&presented, Some(stale), 10, Some(&s.id), NOW.plus(10));
+        let rotated = ok(storage, "rotate with a stale use count", repo.rotate(&r).await);
+        check(
+            storage,
+            !rotated,
+            format!("rotating with expected_use_count {stale} (stored 0) must return false"),
+        );
+        expect_absent(storage, "child of a stale rotation", &r.new_token.hash).await;
+    }
+    expect_token(storage, "token after stale rotations (unchanged)", &presented).await;
+    expect_grants(storage, "grant after stale rotations (unchanged)", &[&g]).await;
+    expect_session(storage, "session after stale rotations (untouched)", &s).await;
+}
+
+/// `rotate` on a revoked grant changes nothing and returns `false`, however fresh the token.
+pub async fn refresh_token_rotate_revoked_grant(storage: &dyn Storage) {
+    let repo = storage.refresh_tokens();
+    let s = session(&unique("session"), &unique("user"));
+    ok(storage, "add session", storage.sessions().add(&s).await);
+    let g = grant(&s.user_id, GrantKind::Online, Some(&s.id), NOW);
+    ok(storage, "add grant", storage.grants().add(&g).await);
+    let presented = refresh_token(&g, None);
+    ok(storage, "add refresh token", repo.add(&presented).await);
+    ok(
+        storage,
+        "revoke grant",
+        storage.grants().revoke(&g.id, NOW.plus(5), "reuse").await,
+    );
+    let revoked = revoked_as(g.clone(), NOW.plus(5), "reuse");
+
+    let r = rotation(&presented, Some(0), 1, Some(&s.id), NOW.plus(10));
+    let rotated = ok(storage, "rotate on a revoked grant", repo.rotate(&r).await);
+    check(
+        storage,
+        !rotated,
+        "rotating a token of a revoked grant must return false",
+    );
+    expect_token(storage, "token of a revoked grant after rotate (not used)", &presented).await;
+    expect_absent(storage, "child on a revoked grant", &r.new_token.hash).await;
+    expect_grants(storage, "revoked grant after rotate (unchanged)", &[&revoked]).await;
+    expect_session(storage, "session after a refused rotation (untouched)", &s).await;
+
+    // A grant that does not exist is no better.
+    let ghost = grant(&s.user_id, GrantKind::Offline, None, NOW);
+    let orphan = refresh_token(&ghost, None);
+    ok(storage, "add refresh token", repo.add(&orphan).await);
+    let r = rotation(&orphan, Some(0), 1, None, NOW.plus(10));
+    let rotated = ok(storage, "rotate on a missing grant", repo.rotate(&r).await);
+    check(
+        storage,
+        !rotated,
+        "rotating a token of a missing grant must return false",
+    );
+    expect_token(storage, "token of a missing grant after rotate (not used)", &orphan).await;
+    expect_absent(storage, "child on a missing grant", &r.new_token.hash).await;
+}
+
+/// A sibling (`expected_use_count = None`) is inserted without touching the presented token (spent
+/// or not); the grant's last use is recorded; still `false` on a revoked grant.
+pub async fn refresh_token_sibling(storage: &dyn Storage) {
+    let repo = storage.refresh_tokens();
+    let g = grant(&unique("user"), GrantKind::Offline, None, NOW);
+    ok(storage, "add grant", storage.grants().add(&g).await);
+    let presented = refresh_token(&g, None);
+    ok(storage, "add refresh token", repo.add(&presented).await);
+    let first = rotation(&presented, Some(0), 1, None, NOW.plus(10));
+    check(
+        storage,
+        ok(storage, "rotate", repo.rotate(&first).await),
+        "rotating a fresh token must return true",
+    );
+    let mut spent = presented.clone();
+    spent.use_count = 1;
+    spent.spent_at = Some(NOW.plus(10));
+
+    let sibling = rotation(&presented, None, 1, None, NOW.plus(12));
+    let rotated = ok(storage, "rotate a sibling", repo.rotate(&sibling).await);
+    check(storage, rotated, "issuing a sibling must return true");
+    expect_token(storage, "sibling token", &sibling.new_token).await;
+    expect_token(storage, "presented token after a sibling (unchanged)", &spent).await;
+    expect_token(storage, "first child after a sibling (unchanged)", &first.new_token).await;
+    let mut expected_grant = g.clone();
+    expected_grant.last_used_at = NOW.plus(12);
+    expect_grants(storage, "grant after a sibling (last use recorded)", &[&expected_grant]).await;
+
+    ok(
+        storage,
+        "revoke grant",
+        storage.grants().revoke(&g.id, NOW.plus(13), "reuse").await,
+    );
+    let expected_grant = revoked_as(expected_grant, NOW.plus(13), "reuse");
+    let late = rotation(&presented, None, 1, None, NOW.plus(14));
+    let rotated = ok(storage, "rotate a sibling on a revoked grant", repo.rotate(&late).await);
+    check(storage, !rotated, "a sibling on a revoked grant must return false");
+    expect_absent(storage, "sibling on a revoked grant", &late.new_token.hash).await;
+    expect_token(storage, "presented token after a refused sibling (unchanged)", &spent).await;
+    expect_grants(
+        storage,
+        "revoked grant after a refused sibling (unchanged)",
+        &[&expected_grant],
+    )
+    .await;
+}
+
+/// Of 20 concurrent rotations of one token with the same expected use count, exactly one returns
+/// `true` and exactly one child is stored — also when the token may be used again.
+pub async fn refresh_token_concurrent_rotation(storage: &dyn Storage) {
+    let repo = storage.refresh_tokens();
+    for allowed_uses in [1, 2] {
+        let g = grant(&unique("user"), GrantKind::Offline, None, NOW);
+        ok(storage, "add grant", storage.grants().add(&g).await);
+        let presented = refresh_token(&g, None);
+        ok(storage, "add refresh token", repo.add(&presented).await);
+        let rotations: Vec<Rotation> = (0..20)
+            .map(|n| rotation(&presented, Some(0), allowed_uses, None, NOW.plus(n)))
+            .collect();
+        let results = join_all(rotations.iter().map(|r| repo.rotate(r))).await;
+        let winners: Vec<&Rotation> = results
+            .into_iter()
+            .zip(&rotations)
+            .filter_map(|(result, r)| ok(storage, "concurrent rotate", result).then_some(r))
+            .collect();
+        check_eq(
+            storage,
+            &format!("successful rotations of 20 concurrent ones (allowed_uses {allowed_uses})"),
+            winners.len(),
+            1,
+        );
+        let mut children = 0;
+        for r in &rotations {
+            let found = ok(storage, "find child", repo.find_by_hash(&r.new_token.hash).await);
+            children += usize::from(found.is_some());
+        }
+        check_eq(storage, "children stored by 20 concurrent rotations", children, 1);
+        let Some(winner) = winners.first() else { return };
+        expect_token(storage, "the winning rotation's child", &winner.new_token).await;
+        let mut expected = presented.clone();
+        expected.use_count = 1;
+        expected.spent_at = (allowed_uses == 1).then_some(winner.now);
+        expect_token(storage, "token after 20 concurrent rotations (used once)", &expected).await;
+    }
+}
+
+/// A rotation racing its grant's revocation is all or nothing: either it returns `true` with the
+/// token used and the child stored, or `false` with neither; the grant ends revoked either way.
+pub async fn refresh_token_rotation_racing_revocation(storage: &dyn Storage) {
+    let repo = storage.refresh_tokens();
+    let mut setups = Vec::new();
+    for n in 0..10 {
+        let g = grant(&unique("user"), GrantKind::Offline, None, NOW);
+        ok(storage, "add grant", storage.grants().add(&g).await);
+        let presented = refresh_token(&g, None);
+        ok(storage, "add refresh token", repo.add(&presented).await);
+        // Half already used once, so the race also covers a compare-and-set on a used token.
+        let expected = if n % 2 == 0 {
+            0
+        } else {
+            let first = rotation(&presented, Some(0), 3, None, NOW.plus(1));
+            check(
+                storage,
+                ok(storage, "rotate", repo.rotate(&first).await),
+                "rotating a fresh token must return true",
+            );
+            1
+        };
+        let mut before = presented.clone();
+        before.use_count = expected;
+        setups.push((g, before, rotation(&presented, Some(expected), 3, None, NOW.plus(10))));
+    }
+    let races = setups.iter().map(|(g, _, r)| async move {
+        futures::join!(repo.rotate(r), storage.grants().revoke(&g.id, NOW.plus(10), "reuse"))
+    });
+    for ((g, before, r), (rotated, revoked)) in setups.iter().zip(join_all(races).await) {
+        let rotated = ok(storage, "rotate racing a revocation", rotated);
+        check(
+            storage,
+            ok(storage, "revoke racing a rotation", revoked),
+            "a revocation racing a rotation must return true",
+        );
+        if rotated {
+            let mut used = before.clone();
+            used.use_count += 1;
+            expect_token(storage, "token after a rotation that beat the revocation", &used).await;
+            expect_token(storage, "child of a rotation that beat the revocation", &r.new_token).await;
+        } else {
+            expect_token(
+                storage,
+                "token after a rotation that lost to the revocation (unchanged)",
+                before,
+            )
+            .await;
+            expect_absent(
+                storage,
+                "child of a rotation that lost to the revocation",
+                &r.new_token.hash,
+            )
+            .await;
+        }
+        let found = ok(storage, "lookup grant", storage.grants().lookup(&g.id).await);
+        check(
+            storage,
+            found.is_some_and(|g| g.revoked_at == Some(NOW.plus(10))),
+            "a grant revoked while rotating must end revoked",
+        );
+    }
+}
+
+/// `cleanup_expired` deletes expired tokens and tokens of grants revoked before `now`, leaves
+/// live tokens (and those of grants revoked later) alone, at most `limit` at a time.
+pub async fn refresh_tokens_cleanup(storage: &dyn Storage) {
+    let repo = storage.refresh_tokens();
+    let grants = storage.grants();
+    let live_grant = grant(&unique("user"), GrantKind::Offline, None, NOW);
+    let revoked_grant = grant(&unique("user"), GrantKind::Offline, None, NOW);
+    let later_grant = grant(&unique("user"), GrantKind::Offline, None, NOW);
+    for g in [&live_grant, &revoked_grant, &later_grant] {
+        ok(storage, "add grant", grants.add(g).await);
+    }
+    ok(
+        storage,
+        "revoke grant",
+        grants.revoke(&revoked_grant.id, Timestamp(NOW.0 - 10), "reuse").await,
+    );
+    ok(
+        storage,
+        "revoke grant",
+        grants.revoke(&later_grant.id, NOW.plus(100), "reuse").await,
+    );
+    let mut expired = refresh_token(&live_grant, None);
+    expired.expires_at = Timestamp(NOW.0 - 1);
+    let mut expired_spent = refresh_token(&live_grant, Some(expired.hash));
+    expired_spent.expires_at = Timestamp(NOW.0 - 1);
+    expired_spent.use_count = 1;
+    expired_spent.spent_at = Some(Timestamp(NOW.0 - 5));
+    let live = refresh_token(&live_grant, None);
+    let mut expiring_now = refresh_token(&live_grant, None);
+    expiring_now.expires_at = NOW;
+    let of_revoked = refresh_token(&revoked_grant, None);
+    let of_revoked_later = refresh_token(&later_grant, None);
+    for t in [
+        &expired,
+        &expired_spent,
+        &live,
+        &expiring_now,
+        &of_revoked,
+        &of_revoked_later,
+    ] {
+        ok(storage, "add refresh token", repo.add(t).await);
+    }
+
+    let mut removed = 0;
+    loop {
+        let batch = ok(storage, "cleanup_expired", repo.cleanup_expired(NOW, 1000).await);
+        if batch == 0 {
+            break;
+        }
+        removed += batch;
+    }
+    check(
+        storage,
+        removed >= 3,
+        format!("cleanup_expired must delete the 2 expired tokens and the revoked grant's (deleted {removed})"),
+    );
+    for (what, t) in [
+        ("expired token", &expired),
+        ("expired spent token", &expired_spent),
+        ("token of a revoked grant", &of_revoked),
+    ] {
+        expect_absent(storage, &format!("{what} after cleanup"), &t.hash).await;
+    }
+    for (what, t) in [
+        ("live token", &live),
+        ("token expiring exactly now", &expiring_now),
+        ("token of a grant revoked after now", &of_revoked_later),
+    ] {
+        expect_token(storage, &format!("{what} after cleanup (kept)"), t).await;
+    }
+
+    // The limit spans both kinds: 2 expired tokens and 1 of a revoked grant.
+    for _ in 0..2 {
+        let mut t = refresh_token(&live_grant, None);
+        t.expires_at = Timestamp(NOW.0 - 50);
+        ok(storage, "add expired refresh token", repo.add(&t).await);
+    }
+    ok(
+        storage,
+        "add refresh token",
+        repo.add(&refresh_token(&revoked_grant, None)).await,
+    );
+    let first = ok(storage, "cleanup_expired", repo.cleanup_expired(NOW, 2).await);
+    check_eq(storage, "cleanup_expired with limit 2 of 3 deletable tokens", first, 2);
+    let second = ok(storage, "cleanup_expired", repo.cleanup_expired(NOW, 2).await);
+    check_eq(storage, "cleanup_expired of the last deletable token", second, 1);
+    let third = ok(storage, "cleanup_expired", repo.cleanup_expired(NOW, 2).await);
+    check_eq(storage, "cleanup_expired with nothing left", third, 0);
+}
+
 fn user(id: &str, username: &str) -> User {
     User {
         id: id.to_owned(),
@@ -1107,6 +1768,82 @@ fn grant_token(grant: &Grant) -> AccessTokenRecord {
     t.client_id.clone_from(&grant.client_id);
     t.grant_id = Some(grant.id.clone());
     t
+}
+
+/// A first refresh token of `grant` (or a child of `parent`), unused, expiring in an hour.
+fn refresh_token(grant: &Grant, parent: Option<TokenHash>) -> RefreshToken {
+    refresh_token_for(&grant.id, &grant.client_id, parent)
+}
+
+/// A rotation of `presented` at `now` issuing a fresh child.
+fn rotation(
+    presented: &RefreshToken,
+    expected_use_count: Option<u32>,
+    allowed_uses: u32,
+    touch_session: Option<&str>,
+    now: Timestamp,
+) -> Rotation {
+    let mut new_token = refresh_token_for(&presented.grant_id, &presented.client_id, Some(presented.hash));
+    new_token.issued_at = now;
+    new_token.expires_at = now.plus(1800);
+    Rotation {
+        presented: presented.hash,
+        expected_use_count,
+        allowed_uses,
+        new_token,
+        touch_session: touch_session.map(str::to_owned),
+        now,
+    }
+}
+
+fn refresh_token_for(grant_id: &str, client_id: &str, parent: Option<TokenHash>) -> RefreshToken {
+    RefreshToken {
+        hash: TokenHash::of(&unique("refresh token")),
+        grant_id: grant_id.to_owned(),
+        parent,
+        client_id: client_id.to_owned(),
+        issued_at: NOW,
+        expires_at: NOW.plus(3600),
+        use_count: 0,
+        spent_at: None,
+    }
+}
+
+fn revoked_as(mut grant: Grant, at: Timestamp, reason: &str) -> Grant {
+    grant.revoked_at = Some(at);
+    grant.revocation_reason = Some(reason.to_owned());
+    grant
+}
+
+/// Each grant is stored exactly as given.
+async fn expect_grants(storage: &dyn Storage, what: &str, expected: &[&Grant]) {
+    for g in expected {
+        let found = ok(storage, "lookup grant", storage.grants().lookup(&g.id).await);
+        check_eq(storage, &format!("{what}: grant {}", g.id), found.as_ref(), Some(*g));
+    }
+}
+
+async fn expect_session(storage: &dyn Storage, what: &str, expected: &SsoSession) {
+    let found = ok(storage, "lookup session", storage.sessions().lookup(&expected.id).await);
+    check_eq(storage, what, found.as_ref(), Some(expected));
+}
+
+async fn expect_token(storage: &dyn Storage, what: &str, expected: &RefreshToken) {
+    let found = ok(
+        storage,
+        "find refresh token",
+        storage.refresh_tokens().find_by_hash(&expected.hash).await,
+    );
+    check_eq(storage, what, found.as_ref(), Some(expected));
+}
+
+async fn expect_absent(storage: &dyn Storage, what: &str, hash: &TokenHash) {
+    let found = ok(
+        storage,
+        "find refresh token",
+        storage.refresh_tokens().find_by_hash(hash).await,
+    );
+    check_eq(storage, what, found, None);
 }
 
 fn strings(values: &[&str]) -> Vec<String> {

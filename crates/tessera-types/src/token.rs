@@ -77,7 +77,9 @@ pub struct RefreshTokenGrant {
 
 impl std::fmt::Debug for RefreshTokenGrant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RefreshTokenGrant").field("scope", &self.scope).finish_non_exhaustive()
+        f.debug_struct("RefreshTokenGrant")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
     }
 }
 
@@ -94,7 +96,10 @@ pub struct PasswordGrant {
 
 impl std::fmt::Debug for PasswordGrant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordGrant").field("username", &self.username).field("scope", &self.scope).finish_non_exhaustive()
+        f.debug_struct("PasswordGrant")
+            .field("username", &self.username)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
     }
 }
 

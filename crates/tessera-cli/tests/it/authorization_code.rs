@@ -337,9 +337,15 @@ async fn login_page_failures() {
     assert_eq!(params["error"], "login_required");
 
     // A disabled user cannot log in.
-    tessera_server::users::set_disabled(server.storage.as_ref(), server.clock_now(), "ada", true, tessera_server::config::RevocationScope::All)
-        .await
-        .unwrap();
+    tessera_server::users::set_disabled(
+        server.storage.as_ref(),
+        server.clock_now(),
+        "ada",
+        true,
+        tessera_server::config::RevocationScope::All,
+    )
+    .await
+    .unwrap();
     let (status, page) = agent.login(&server, &html, "ada", PASSWORD).await.page();
     assert_eq!(status, 401);
     assert!(page.contains("This account is disabled."));

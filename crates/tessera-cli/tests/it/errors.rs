@@ -160,7 +160,7 @@ async fn every_error_is_exact() {
             )
             .await,
         400,
-        "unsupported_grant_type",
+        "unauthorized_client",
         false,
     );
     check_error(

@@ -184,15 +184,21 @@ pub fn authorize_url(server: &TestServer, client_id: &str, extra: &[(&str, &str)
     server.url(&format!("/authorize?{query}"))
 }
 
-/// Gets a code for `client_id`, logging `ada` in if the agent has no session (no consent page expected).
+/// Gets a code for `client_id`, logging `ada` in if the agent has no session and allowing a
+/// consent page if one is shown.
 pub async fn code_for(server: &TestServer, agent: &Agent, client_id: &str, extra: &[(&str, &str)]) -> String {
-    let params = match agent.get(&authorize_url(server, client_id, extra)).await {
-        Step::Page(status, html) => {
-            assert_eq!(status, 200);
-            agent.login(server, &html, "ada", PASSWORD).await.redirect()
+    let mut step = agent.get(&authorize_url(server, client_id, extra)).await;
+    if let Step::Page(status, html) = &step {
+        assert_eq!(*status, 200, "{html}");
+        if html.contains("action=\"&#x2f;login\"") || html.contains("action=\"/login\"") {
+            step = agent.login(server, html, "ada", PASSWORD).await;
         }
-        redirect => redirect.redirect(),
-    };
+    }
+    if let Step::Page(_, html) = &step {
+        assert!(html.contains("consent-form"), "expected a consent page: {html}");
+        step = agent.consent(server, html, "allow").await;
+    }
+    let params = step.redirect();
     params
         .get("code")
         .unwrap_or_else(|| panic!("no code in {params:?}"))

@@ -13,5 +13,6 @@ mod errors;
 mod keys;
 mod login_flow;
 mod operations;
+mod refresh_token;
 mod support;
 mod tidy;

@@ -24,7 +24,9 @@ pub struct TestServer {
     pub state: AppState,
     pub http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
+    kek: String,
+    config: Config,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl TestServer {
@@ -50,9 +52,42 @@ impl TestServer {
         config.keys.reload_interval = 3600;
         adjust(&mut config);
         config.validate().unwrap();
-        let clock = MockClock::new(EPOCH);
-        let kek = tessera_jose::KeyEncryptionKey::generate().unwrap();
-        let keys = Arc::new(KeyStore::open(storage.as_ref(), kek, EPOCH).await.unwrap());
+        let kek = tessera_jose::KeyEncryptionKey::generate().unwrap().to_base64();
+        Self::run(storage, dir, config, MockClock::new(EPOCH), kek, listener).await
+    }
+
+    /// Stops this server and starts a new process-equivalent on the same SQLite file, key-encryption
+    /// key, configuration and clock (a restart: only what the database holds survives).
+    pub async fn restart(mut self) -> Self {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let dir = self.dir.take().unwrap();
+        let (config, clock, kek) = (self.config.clone(), self.clock.clone(), self.kek.clone());
+        drop(self);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let storage = SqliteStorage::open(&dir.path().join("tessera.db"), SqliteOptions::default()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut config = config;
+        config.server.issuer = Some(format!("http://{}", listener.local_addr().unwrap()));
+        Self::run(Arc::new(storage), dir, config, clock, kek, listener).await
+    }
+
+    async fn run(
+        storage: Arc<dyn Storage>,
+        dir: tempfile::TempDir,
+        config: Config,
+        clock: MockClock,
+        kek: String,
+        listener: tokio::net::TcpListener,
+    ) -> Self {
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let key_encryption_key = tessera_jose::KeyEncryptionKey::from_base64(&kek).unwrap();
+        let keys = Arc::new(
+            KeyStore::open(storage.as_ref(), key_encryption_key, tessera_core::Clock::now(&clock))
+                .await
+                .unwrap(),
+        );
         let state = AppState::new(
             config.clone(),
             Arc::clone(&storage),
@@ -71,7 +106,9 @@ impl TestServer {
             state,
             http: reqwest::Client::new(),
             shutdown: Some(tx),
-            _dir: dir,
+            kek,
+            config,
+            dir: Some(dir),
         }
     }
 

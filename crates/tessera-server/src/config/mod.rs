@@ -77,12 +77,17 @@ impl Config {
         }
         // A preset supplies defaults: the file and the environment override it key by key.
         if let Some(preset) = tree.get("preset").cloned() {
-            let preset: Preset = serde_path_to_error::deserialize(preset)
-                .map_err(|e| ConfigError::Key { key: "preset".into(), message: e.inner().message().to_owned() })?;
+            let preset: Preset = serde_path_to_error::deserialize(preset).map_err(|e| ConfigError::Key {
+                key: "preset".into(),
+                message: e.inner().message().to_owned(),
+            })?;
             let mut base: toml::Table = preset
                 .settings()
                 .parse()
-                .map_err(|e: toml::de::Error| ConfigError::Key { key: "preset".into(), message: e.message().to_owned() })?;
+                .map_err(|e: toml::de::Error| ConfigError::Key {
+                    key: "preset".into(),
+                    message: e.message().to_owned(),
+                })?;
             merge(&mut base, tree);
             tree = base;
         }
@@ -265,10 +270,16 @@ mod tests {
     #[test]
     fn presets_give_defaults_that_settings_override() -> Result<(), String> {
         let config = load("preset = \"helseid\"\n[refresh_tokens]\nrotation = false\n", &[])?;
-        assert_eq!(config.refresh_tokens.public_clients, tessera_core::refresh::PublicClientRefresh::Deny);
+        assert_eq!(
+            config.refresh_tokens.public_clients,
+            tessera_core::refresh::PublicClientRefresh::Deny
+        );
         assert!(!config.refresh_tokens.rotation, "explicit settings win over the preset");
         let config = load("", &[("TESSERA_PRESET", "ehealth")])?;
-        assert_eq!(config.refresh_tokens.issuance, tessera_core::client::RefreshTokenIssuance::Always);
+        assert_eq!(
+            config.refresh_tokens.issuance,
+            tessera_core::client::RefreshTokenIssuance::Always
+        );
         check_error("preset = \"keycloak\"\n", &[], "`preset`");
         Ok(())
     }

@@ -11,8 +11,12 @@ use crate::extract::client_auth::ASSERTION_ALGORITHMS;
 use crate::state::AppState;
 
 /// The grant types `/token` implements. Keep in step with `grants::handle`.
-pub const IMPLEMENTED_GRANT_TYPES: [GrantType; 4] =
-    [GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials, GrantType::Password];
+pub const IMPLEMENTED_GRANT_TYPES: [GrantType; 4] = [
+    GrantType::AuthorizationCode,
+    GrantType::RefreshToken,
+    GrantType::ClientCredentials,
+    GrantType::Password,
+];
 
 /// Builds the metadata document.
 #[must_use]

@@ -70,7 +70,9 @@ pub async fn handle(
     // something to revoke: either its own `add` conflicts or its `consume` loses.
     match state.storage.grants().add(&grant).await {
         Ok(()) => {}
-        Err(tessera_storage::RepositoryError::Conflict(_)) => return Err(revoke_after_reuse(state, &code.grant_id).await),
+        Err(tessera_storage::RepositoryError::Conflict(_)) => {
+            return Err(revoke_after_reuse(state, &code.grant_id).await)
+        }
         Err(error) => return Err(error.into()),
     }
     // Single use, decided by the database: of concurrent exchanges exactly one gets `true`.

@@ -15,16 +15,31 @@ use crate::tokens::{issue_access_token, UserContext};
 /// The client's effective refresh policy: server defaults with its overrides.
 #[must_use]
 pub fn refresh_policy(state: &AppState, client: &Client) -> RefreshPolicy {
-    state.config.refresh_tokens.policy().with_overrides(&client.settings.refresh_tokens)
+    state
+        .config
+        .refresh_tokens
+        .policy()
+        .with_overrides(&client.settings.refresh_tokens)
 }
 
 /// A new grant for `user` at `client` from `session`, and — if the client's policy issues one —
 /// its first refresh token (value and record; nothing is stored yet).
 #[must_use]
-pub fn new_grant(state: &AppState, client: &Client, user: &User, session: &SsoSession, scope: &Scope, grant_id: String, now: Timestamp) -> (Grant, Option<(String, RefreshToken)>) {
+pub fn new_grant(
+    state: &AppState,
+    client: &Client,
+    user: &User,
+    session: &SsoSession,
+    scope: &Scope,
+    grant_id: String,
+    now: Timestamp,
+) -> (Grant, Option<(String, RefreshToken)>) {
     let policy = refresh_policy(state, client);
     // Refresh tokens only for clients allowed the refresh_token grant (DESIGN §2, seed 001).
-    let refresh_kind = client.allows_grant(GrantType::RefreshToken).then(|| refresh::issuance(&policy, client.settings.client_type, scope)).flatten();
+    let refresh_kind = client
+        .allows_grant(GrantType::RefreshToken)
+        .then(|| refresh::issuance(&policy, client.settings.client_type, scope))
+        .flatten();
     let kind = refresh_kind.unwrap_or(GrantKind::Online);
     let expires_at = refresh::grant_hard_end(kind, &policy, session.expires_at, now);
     let grant = Grant {
@@ -40,13 +55,19 @@ pub fn new_grant(state: &AppState, client: &Client, user: &User, session: &SsoSe
         revoked_at: None,
         revocation_reason: None,
     };
-    let refresh_token = refresh_kind.map(|kind| new_refresh_token(&grant, None, refresh::expiry(kind, &policy, expires_at, now), now));
+    let refresh_token =
+        refresh_kind.map(|kind| new_refresh_token(&grant, None, refresh::expiry(kind, &policy, expires_at, now), now));
     (grant, refresh_token)
 }
 
 /// A new refresh token of `grant` (value and record).
 #[must_use]
-pub fn new_refresh_token(grant: &Grant, parent: Option<TokenHash>, expires_at: Timestamp, now: Timestamp) -> (String, RefreshToken) {
+pub fn new_refresh_token(
+    grant: &Grant,
+    parent: Option<TokenHash>,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> (String, RefreshToken) {
     let value = TokenKind::RefreshToken.generate(&mut rand::rngs::OsRng);
     let record = RefreshToken {
         hash: TokenHash::of(&value),
@@ -65,10 +86,19 @@ pub fn new_refresh_token(grant: &Grant, parent: Option<TokenHash>, expires_at: T
 ///
 /// # Errors
 /// Storage failures.
-pub async fn store_first_refresh_token(state: &AppState, client: &Client, grant: &Grant, token: &RefreshToken) -> Result<(), OAuthError> {
+pub async fn store_first_refresh_token(
+    state: &AppState,
+    client: &Client,
+    grant: &Grant,
+    token: &RefreshToken,
+) -> Result<(), OAuthError> {
     state.storage.refresh_tokens().add(token).await?;
     let limit = refresh_policy(state, client).max_active_grants;
-    let revoked = state.storage.grants().enforce_limit(&grant.user_id, &client.id, limit, grant.created_at).await?;
+    let revoked = state
+        .storage
+        .grants()
+        .enforce_limit(&grant.user_id, &client.id, limit, grant.created_at)
+        .await?;
     if revoked > 0 {
         tracing::info!(user.id = %grant.user_id, client.id = %client.id, revoked, limit, "grant limit reached: least recently used grants revoked");
     }
@@ -100,11 +130,26 @@ pub struct UserTokens<'a> {
 /// # Errors
 /// Signing or storage failures.
 pub async fn respond(state: &AppState, tokens: UserTokens<'_>) -> Result<TokenResponse, OAuthError> {
-    let UserTokens { client, user, context, access_scope, audience, nonce, refresh_token, now } = tokens;
+    let UserTokens {
+        client,
+        user,
+        context,
+        access_scope,
+        audience,
+        nonce,
+        refresh_token,
+        now,
+    } = tokens;
     let plan = AccessTokenPlan::new(client, access_scope.clone(), audience, state.access_token_policy(), now);
     let access_token = issue_access_token(state, client, Some(context), &plan).await?;
     let id_token = if access_scope.contains(OPENID) {
-        let params = IdTokenParams { context, scope: access_scope, nonce, access_token: Some(&access_token), now };
+        let params = IdTokenParams {
+            context,
+            scope: access_scope,
+            nonce,
+            access_token: Some(&access_token),
+            now,
+        };
         Some(id_token::issue(state, client, user, &params)?)
     } else {
         None

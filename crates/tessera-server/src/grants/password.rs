@@ -20,31 +20,67 @@ use crate::users::{self, Authentication};
 /// # Errors
 /// `unauthorized_client`, `invalid_request`, `invalid_scope`, `invalid_grant` (wrong credentials or
 /// a disabled user), storage failures.
-pub async fn handle(state: &AppState, client: &tessera_core::Client, request: &PasswordGrant) -> Result<TokenResponse, OAuthError> {
+pub async fn handle(
+    state: &AppState,
+    client: &tessera_core::Client,
+    request: &PasswordGrant,
+) -> Result<TokenResponse, OAuthError> {
     if !client.allows_grant(GrantType::Password) {
-        return Err(GrantError::GrantNotAllowed { grant_type: GrantType::Password.as_str() }.into());
+        return Err(GrantError::GrantNotAllowed {
+            grant_type: GrantType::Password.as_str(),
+        }
+        .into());
     }
     let (Some(username), Some(password)) = (request.username.as_deref(), request.password.as_deref()) else {
         return Err(OAuthError::invalid_request("username and password are required"));
     };
-    let scope = Scope::parse(request.scope.as_deref().unwrap_or("")).map_err(|e| GrantError::MalformedScope(e.to_string()))?;
-    let allowed = Scope::from_tokens(client.settings.scopes.iter().map(String::as_str).chain([OPENID]).map(str::to_owned));
+    let scope =
+        Scope::parse(request.scope.as_deref().unwrap_or("")).map_err(|e| GrantError::MalformedScope(e.to_string()))?;
+    let allowed = Scope::from_tokens(
+        client
+            .settings
+            .scopes
+            .iter()
+            .map(String::as_str)
+            .chain([OPENID])
+            .map(str::to_owned),
+    );
     let missing = scope.missing_from(&allowed);
     if !missing.is_empty() {
         return Err(GrantError::ScopeNotAllowed { missing }.into());
     }
     let user = match users::authenticate(state.storage.as_ref(), username, password).await? {
         Authentication::Success(user) => *user,
-        Authentication::Disabled | Authentication::Failed => return Err(OAuthError::new(tessera_types::ErrorCode::InvalidGrant, "wrong username or password, or user disabled")),
+        Authentication::Disabled | Authentication::Failed => {
+            return Err(OAuthError::new(
+                tessera_types::ErrorCode::InvalidGrant,
+                "wrong username or password, or user disabled",
+            ))
+        }
     };
     let now = state.now();
     let (session, _cookie) = sessions::start(state, &user).await?;
-    let (grant, refresh_token) = common::new_grant(state, client, &user, &session, &scope, crate::pages::random_token(16), now);
+    let (grant, refresh_token) = common::new_grant(
+        state,
+        client,
+        &user,
+        &session,
+        &scope,
+        crate::pages::random_token(16),
+        now,
+    );
     state.storage.grants().add(&grant).await?;
     if let Some((_, record)) = &refresh_token {
         common::store_first_refresh_token(state, client, &grant, record).await?;
     }
-    let context = UserContext { user_id: &user.id, session_id: Some(&session.id), auth_time: session.auth_time, amr: &session.amr, acr: None, grant_id: Some(&grant.id) };
+    let context = UserContext {
+        user_id: &user.id,
+        session_id: Some(&session.id),
+        auth_time: session.auth_time,
+        amr: &session.amr,
+        acr: None,
+        grant_id: Some(&grant.id),
+    };
     common::respond(
         state,
         common::UserTokens {

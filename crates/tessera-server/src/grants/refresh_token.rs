@@ -28,11 +28,21 @@ const ATTEMPTS: usize = 3;
 /// # Errors
 /// `unauthorized_client`; `invalid_request` without a token; `invalid_scope` for a wider scope;
 /// `invalid_grant` for everything else about the token (the reason goes to the log only).
-pub async fn handle(state: &AppState, client: &Client, request: &RefreshTokenGrant) -> Result<TokenResponse, OAuthError> {
+pub async fn handle(
+    state: &AppState,
+    client: &Client,
+    request: &RefreshTokenGrant,
+) -> Result<TokenResponse, OAuthError> {
     if !client.allows_grant(GrantType::RefreshToken) {
-        return Err(GrantError::GrantNotAllowed { grant_type: GrantType::RefreshToken.as_str() }.into());
+        return Err(GrantError::GrantNotAllowed {
+            grant_type: GrantType::RefreshToken.as_str(),
+        }
+        .into());
     }
-    let value = request.refresh_token.as_deref().ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+    let value = request
+        .refresh_token
+        .as_deref()
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
     if TokenKind::recognise(value) != Some(TokenKind::RefreshToken) {
         return Err(GrantError::NotFound.into());
     }
@@ -40,8 +50,18 @@ pub async fn handle(state: &AppState, client: &Client, request: &RefreshTokenGra
     let policy = refresh_policy(state, client);
     for _ in 0..ATTEMPTS {
         let now = state.now();
-        let token = state.storage.refresh_tokens().find_by_hash(&hash).await?.ok_or(GrantError::NotFound)?;
-        let grant = state.storage.grants().lookup(&token.grant_id).await?.ok_or(GrantError::NotFound)?;
+        let token = state
+            .storage
+            .refresh_tokens()
+            .find_by_hash(&hash)
+            .await?
+            .ok_or(GrantError::NotFound)?;
+        let grant = state
+            .storage
+            .grants()
+            .lookup(&token.grant_id)
+            .await?
+            .ok_or(GrantError::NotFound)?;
         let session = match &grant.session_id {
             Some(id) => state.storage.sessions().lookup(id).await?,
             None => None,
@@ -60,7 +80,11 @@ pub async fn handle(state: &AppState, client: &Client, request: &RefreshTokenGra
             Ok(plan) => plan,
             Err(GrantError::RefreshTokenReused { grant_id }) => {
                 // B3: revoke the whole family, committed before the error goes out.
-                state.storage.grants().revoke(&grant_id, now, "refresh_token_reuse").await?;
+                state
+                    .storage
+                    .grants()
+                    .revoke(&grant_id, now, "refresh_token_reuse")
+                    .await?;
                 tracing::warn!(grant.id = %grant_id, client.id = %client.id, user.id = %grant.user_id, event = "refresh_token.reuse_detected", "refresh token reused outside the grace window: grant revoked");
                 return Err(GrantError::RefreshTokenReused { grant_id }.into());
             }
@@ -70,13 +94,24 @@ pub async fn handle(state: &AppState, client: &Client, request: &RefreshTokenGra
         let user = match state.storage.users().lookup(&grant.user_id).await? {
             Some(user) if !user.is_disabled => user,
             _ => {
-                state.storage.grants().revoke(&grant.id, now, "user_unavailable").await?;
+                state
+                    .storage
+                    .grants()
+                    .revoke(&grant.id, now, "user_unavailable")
+                    .await?;
                 return Err(GrantError::UserUnavailable(grant.user_id.clone()).into());
             }
         };
         let (access_scope, expires_at, expected_use_count) = match plan {
-            RefreshPlan::Rotate { access_scope, expires_at, expected_use_count } => (access_scope, expires_at, Some(expected_use_count)),
-            RefreshPlan::Sibling { access_scope, expires_at } => (access_scope, expires_at, None),
+            RefreshPlan::Rotate {
+                access_scope,
+                expires_at,
+                expected_use_count,
+            } => (access_scope, expires_at, Some(expected_use_count)),
+            RefreshPlan::Sibling {
+                access_scope,
+                expires_at,
+            } => (access_scope, expires_at, None),
         };
         let (new_value, new_token) = common::new_refresh_token(&grant, Some(hash), expires_at, now);
         let rotation = Rotation {
@@ -85,7 +120,9 @@ pub async fn handle(state: &AppState, client: &Client, request: &RefreshTokenGra
             allowed_uses: policy.allowed_uses(),
             new_token,
             // B2: a refresh is activity of the session an online grant belongs to.
-            touch_session: (grant.kind == GrantKind::Online).then(|| grant.session_id.clone()).flatten(),
+            touch_session: (grant.kind == GrantKind::Online)
+                .then(|| grant.session_id.clone())
+                .flatten(),
             now,
         };
         if !state.storage.refresh_tokens().rotate(&rotation).await? {
@@ -117,5 +154,8 @@ pub async fn handle(state: &AppState, client: &Client, request: &RefreshTokenGra
         tracing::info!(client.id = %client.id, grant.id = %grant.id, sibling = expected_use_count.is_none(), "refreshed");
         return Ok(response);
     }
-    Err(OAuthError::new(tessera_types::ErrorCode::InvalidGrant, "refresh lost the race repeatedly"))
+    Err(OAuthError::new(
+        tessera_types::ErrorCode::InvalidGrant,
+        "refresh lost the race repeatedly",
+    ))
 }

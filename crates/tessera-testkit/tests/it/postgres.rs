@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use tessera_core::TokenHash;
 use tessera_storage::{RepositoryError, Storage as _};
 use tessera_storage_postgres::{PostgresOptions, PostgresStorage};
 use tessera_testkit::contract;
@@ -37,7 +38,7 @@ async fn postgres_nodes_migrating_at_once_apply_each_migration_once() -> TestRes
         let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
         let mut applied = [ra?, rb?];
         applied.sort();
-        assert_eq!(applied, [vec![], vec![1, 2]]);
+        assert_eq!(applied, [vec![], vec![1, 2, 3]]);
         Ok(())
     })
     .await
@@ -57,6 +58,9 @@ async fn postgres_refuses_a_newer_schema_and_reports_bad_rows() -> TestResult {
                      VALUES ('u', 'unknown-claim', '{\"shoe_size\":42}', FALSE, 0, 0);
                  INSERT INTO grants (id, user_id, client_id, scope, kind, created_at, last_used_at)
                      VALUES ('g', 'u', 'c', '', 'forever', 0, 0);
+                 INSERT INTO refresh_tokens (hash, grant_id, parent_hash, client_id, issued_at, expires_at, use_count)
+                     VALUES (decode(repeat('00', 32), 'hex'), 'g-parent', '\\x02', 'c', 0, 0, 0),
+                            (decode(repeat('01', 32), 'hex'), 'g-count', NULL, 'c', 0, 0, -1);
                  INSERT INTO tessera_migrations VALUES (999, 'future', 0);",
             )
             .await?;
@@ -79,6 +83,17 @@ async fn postgres_refuses_a_newer_schema_and_reports_bad_rows() -> TestResult {
             matches!(&grant, Err(RepositoryError::Inconsistent { table: "grants", column: "kind", id }) if id == "g"),
             "{grant:?}"
         );
+        for (hash, expected_column, grant_id) in [
+            (TokenHash([0; 32]), "parent_hash", "g-parent"),
+            (TokenHash([1; 32]), "use_count", "g-count"),
+        ] {
+            let result = storage.refresh_tokens().find_by_hash(&hash).await;
+            assert!(
+                matches!(&result, Err(RepositoryError::Inconsistent { table: "refresh_tokens", column, id })
+                    if *column == expected_column && id == grant_id),
+                "{grant_id}: {result:?}"
+            );
+        }
         let migrate = storage.migrate().await;
         assert!(
             matches!(&migrate, Err(RepositoryError::Backend(e)) if e.to_string().contains("999")),
