@@ -13,6 +13,7 @@ mod errors;
 mod keys;
 mod login_flow;
 mod operations;
+mod presets;
 mod refresh_token;
 mod support;
 mod tidy;

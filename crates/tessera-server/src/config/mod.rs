@@ -48,20 +48,33 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the file or key that is wrong.
     pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let mut tree = match path {
+        match path {
             Some(path) => {
                 let display = path.display().to_string();
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: display.clone(),
                     source,
                 })?;
-                text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
-                    path: display,
-                    message: e.message().to_owned(),
-                })?
+                Self::parse(&text, &display, env)
             }
-            None => toml::Table::new(),
-        };
+            None => Self::parse("", "(none)", env),
+        }
+    }
+
+    /// Parses configuration text (`source` names it in errors), applies `TESSERA_…` overrides from
+    /// `env`, and validates.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the source or key that is wrong.
+    pub fn parse(
+        text: &str,
+        source: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut tree = text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
+            path: source.to_owned(),
+            message: e.message().to_owned(),
+        })?;
         for (name, value) in env {
             let Some(rest) = name.strip_prefix("TESSERA_") else {
                 continue;
