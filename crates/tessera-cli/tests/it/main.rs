@@ -14,6 +14,7 @@ mod keys;
 mod login_flow;
 mod operations;
 mod presets;
+mod refresh_properties;
 mod refresh_token;
 mod support;
 mod tidy;
