@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use tessera_core::client::RefreshTokenIssuance;
-use tessera_core::{Clock as _, TokenHash};
+use tessera_core::TokenHash;
 use tessera_types::token::GrantType;
 
 use crate::refresh_token::refreshing_app;

@@ -200,12 +200,23 @@ async fn offline_tokens_survive_logout_and_restart_online_ones_do_not() {
     let (status, body) = refresh(&server, (&client.0, &client.1), &rt(&offline), None).await;
     assert_eq!(status, 200, "{body}");
 
-    // A restart: the offline RT issued before it works after it.
+    // A restart: the offline RT issued before it works after it; an online RT of a live session
+    // does too, and still follows its session's rules.
+    let online = login(&server, &Agent::new(), (&client.0, &client.1), "openid").await;
     let server = server.restart().await;
+    let (status, online) = refresh(&server, (&client.0, &client.1), &rt(&online), None).await;
+    assert_eq!(status, 200, "{online}");
+    assert!(online["refresh_expires_in"].as_u64().unwrap() <= 1800);
     let (status, body) = refresh(&server, (&client.0, &client.1), &rt(&body), None).await;
     assert_eq!(status, 200, "{body}");
-    // And it idles out after 30 days unused.
-    server.clock.advance(2_592_000);
+    server.clock.advance(1800);
+    assert_eq!(
+        refresh(&server, (&client.0, &client.1), &rt(&online), None).await.0,
+        400,
+        "the online RT idled out with its session"
+    );
+    // And the offline one idles out after 30 days unused.
+    server.clock.advance(2_592_000 - 1800);
     assert_eq!(refresh(&server, (&client.0, &client.1), &rt(&body), None).await.0, 400);
 }
 

@@ -94,6 +94,9 @@ pub async fn store_first_refresh_token(
 ) -> Result<(), OAuthError> {
     state.storage.refresh_tokens().add(token).await?;
     let limit = refresh_policy(state, client).max_active_grants;
+    if limit == 0 {
+        return Ok(()); // 0 = no limit
+    }
     let revoked = state
         .storage
         .grants()
