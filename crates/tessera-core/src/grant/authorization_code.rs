@@ -134,6 +134,8 @@ mod tests {
             120,
             Err("code was issued to client app, not other"),
         );
+        // 60 s codes: one second before expiry, and at it.
+        check_case("app", cb, Some(VERIFIER), Some(CHALLENGE), 159, Ok(()));
         check_case(
             "app",
             cb,
