@@ -194,33 +194,17 @@ impl SettingsArgs {
     }
 }
 
+/// The settings a new client starts from: confidential with Basic authentication, or public with
+/// `none` when `--type public` is given.
 fn create_defaults(args: &SettingsArgs) -> ClientSettings {
-    let is_public = matches!(args.client_type, Some(TypeArg::Public));
-    ClientSettings {
-        name: None,
-        client_type: if is_public {
-            ClientType::Public
-        } else {
-            ClientType::Confidential
-        },
-        auth_method: if is_public {
-            AuthMethod::None
-        } else {
-            AuthMethod::ClientSecretBasic
-        },
-        jwks: None,
-        jwks_uri: None,
-        redirect_uris: Vec::new(),
-        grant_types: Vec::new(),
-        scopes: Vec::new(),
-        audiences: Vec::new(),
-        access_token_format: AccessTokenFormat::Jwt,
-        access_token_algorithm: None,
-        id_token_algorithm: None,
-        access_token_lifetime: None,
-        id_token_lifetime: None,
-        refresh_tokens: tessera_core::client::RefreshTokenSettings::default(),
-        ..ClientSettings::default()
+    if matches!(args.client_type, Some(TypeArg::Public)) {
+        ClientSettings {
+            client_type: ClientType::Public,
+            auth_method: AuthMethod::None,
+            ..ClientSettings::default()
+        }
+    } else {
+        ClientSettings::default()
     }
 }
 
