@@ -285,7 +285,7 @@ async fn serve_answers_and_stops_gracefully_on_sigterm() {
         .unwrap();
     let http = reqwest::Client::new();
     let mut ready = false;
-    for _ in 0..200 {
+    for _ in 0..600 {
         if http
             .get(format!("{base}/readyz"))
             .send()
