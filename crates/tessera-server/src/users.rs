@@ -210,7 +210,7 @@ pub async fn hash_password(password: &str) -> Result<String, UserError> {
         )));
     }
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || {
+    on_argon2_pool(move || {
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -218,7 +218,43 @@ pub async fn hash_password(password: &str) -> Result<String, UserError> {
             .map_err(|e| UserError::Hashing(e.to_string()))
     })
     .await
-    .map_err(|e| UserError::Hashing(e.to_string()))?
+    .ok_or_else(|| UserError::Hashing("the password-hashing pool has stopped".into()))?
+}
+
+/// Each argon2id computation takes 19 MiB and tens of milliseconds of one core. They run on a
+/// fixed pool of one thread per core, in arrival order: memory stays bounded (on tokio's blocking
+/// pool, a burst of logins grew to 145 threads, each malloc arena keeping its 19 MiB blocks, and a
+/// 3.9 GB heap) and a login flood becomes a queue, not an outage.
+async fn on_argon2_pool<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    type Job = Box<dyn FnOnce() + Send>;
+    static POOL: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> = std::sync::OnceLock::new();
+    let sender = POOL.get_or_init(|| {
+        let (sender, receiver) = std::sync::mpsc::channel::<Job>();
+        let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
+        let threads = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        for index in 0..threads {
+            let receiver = std::sync::Arc::clone(&receiver);
+            let spawned = std::thread::Builder::new()
+                .name(format!("tessera-argon2-{index}"))
+                .spawn(move || loop {
+                    let next = receiver.lock().ok().and_then(|r| r.recv().ok());
+                    match next {
+                        Some(job) => job(),
+                        None => break,
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start a password-hashing thread");
+            }
+        }
+        std::sync::Mutex::new(sender)
+    });
+    let (reply, result) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = reply.send(job());
+    });
+    sender.lock().ok()?.send(job).ok()?;
+    result.await.ok()
 }
 
 /// A fixed hash to verify against when the username is unknown, so that a wrong username and a
@@ -252,7 +288,7 @@ pub async fn authenticate(
         .and_then(|u| u.password_hash.clone())
         .unwrap_or_else(|| DUMMY_HASH.to_owned());
     let password = password.to_owned();
-    let is_match = tokio::task::spawn_blocking(move || {
+    let is_match = on_argon2_pool(move || {
         PasswordHash::new(&stored_hash)
             .is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
     })
