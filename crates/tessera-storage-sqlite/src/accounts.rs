@@ -106,7 +106,7 @@ impl UserRepository for SqliteStorage {
 
     #[tracing::instrument(name = "db.users.list", skip_all)]
     async fn list(&self) -> Result<Vec<User>, RepositoryError> {
-        self.read(|conn| {
+        self.read_blocking(|conn| {
             conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"))?
                 .query_map([], UserRow::read)?
                 .collect::<rusqlite::Result<Vec<_>>>()

@@ -370,7 +370,7 @@ impl GrantRepository for SqliteStorage {
     #[tracing::instrument(name = "db.grants.list_by_user", skip_all)]
     async fn list_by_user(&self, user_id: &str) -> Result<Vec<Grant>, RepositoryError> {
         let user = user_id.to_owned();
-        self.read(move |conn| {
+        self.read_blocking(move |conn| {
             conn.prepare_cached(
                 "SELECT id, user_id, client_id, scope, kind, session_id, created_at, last_used_at,
                         expires_at, revoked_at, revocation_reason

@@ -70,7 +70,7 @@ impl ClientRepository for SqliteStorage {
 
     #[tracing::instrument(name = "db.clients.list", skip_all)]
     async fn list(&self) -> Result<Vec<Client>, RepositoryError> {
-        self.read(|conn| {
+        self.read_blocking(|conn| {
             conn.prepare_cached(
                 "SELECT client_id, secret_hash, settings, created_at, updated_at
                  FROM clients ORDER BY client_id",
@@ -131,7 +131,7 @@ fn decode_key(
 impl SigningKeyRepository for SqliteStorage {
     #[tracing::instrument(name = "db.signing_keys.list", skip_all)]
     async fn list(&self) -> Result<Vec<SigningKeyRecord>, RepositoryError> {
-        self.read(|conn| {
+        self.read_blocking(|conn| {
             conn.prepare_cached(
                 "SELECT kid, algorithm, public_jwk, encrypted_private_key, created_at,
                         activates_at, retires_at
