@@ -4,6 +4,7 @@
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly by design")]
 
 mod authorization_code;
+mod bench_smoke;
 mod browser;
 mod browser_flow;
 mod cli;
