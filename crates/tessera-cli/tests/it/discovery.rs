@@ -28,12 +28,8 @@ async fn metadata_is_complete_and_true() {
         id_token_algs.iter().any(|a| a == "RS256"),
         "OIDC Discovery §3: RS256 must be listed"
     );
-    assert!(
-        !oauth.to_string().contains("\"none\"]")
-            || oauth["token_endpoint_auth_methods_supported"]
-                .to_string()
-                .contains("none")
-    );
+    // No signing algorithm list may name `none` (RFC 8414 §2, RFC 9700 §2.6).
+    assert!(!id_token_algs.iter().any(|a| a == "none"), "{id_token_algs:?}");
 
     // jwks_uri answers with keys.
     let jwks = server
