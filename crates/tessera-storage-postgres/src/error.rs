@@ -3,7 +3,6 @@
 use std::error::Error as _;
 
 use deadpool_postgres::PoolError;
-use tessera_core::TokenHash;
 use tessera_storage::RepositoryError;
 use tokio_postgres::error::SqlState;
 
@@ -59,41 +58,7 @@ pub(crate) fn map_pool(error: PoolError) -> RepositoryError {
     }
 }
 
-/// Decodes a 32-byte hash column.
-pub(crate) fn decode_hash(
-    bytes: Vec<u8>,
-    table: &'static str,
-    column: &'static str,
-    id: &str,
-) -> Result<TokenHash, RepositoryError> {
-    bytes
-        .try_into()
-        .map(TokenHash)
-        .map_err(|_| inconsistent(table, column, id))
-}
-
-/// Decodes a JSON column.
-pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
-    text: &str,
-    table: &'static str,
-    column: &'static str,
-    id: &str,
-) -> Result<T, RepositoryError> {
-    serde_json::from_str(text).map_err(|_| inconsistent(table, column, id))
-}
-
-/// Encodes a value for a JSON column.
-pub(crate) fn encode_json<T: serde::Serialize>(value: &T) -> Result<String, RepositoryError> {
-    serde_json::to_string(value).map_err(|e| RepositoryError::Backend(Box::new(e)))
-}
-
-pub(crate) fn inconsistent(table: &'static str, column: &'static str, id: &str) -> RepositoryError {
-    RepositoryError::Inconsistent {
-        table,
-        column,
-        id: id.to_owned(),
-    }
-}
+pub(crate) use tessera_storage::codec::{decode_hash, decode_json, encode_json, inconsistent};
 
 /// Reads column `index` of `row`.
 pub(crate) fn column<'a, T: tokio_postgres::types::FromSql<'a>>(

@@ -11,6 +11,8 @@
 //! "Not found" is `Ok(None)` (or `Ok(false)`), never an error.
 #![deny(missing_docs)]
 
+pub mod codec;
+
 use async_trait::async_trait;
 use tessera_core::keys::SigningKeyRecord;
 use tessera_core::refresh::RefreshToken;
