@@ -42,6 +42,8 @@ pub enum KeyError {
 struct KeySet {
     records: Vec<SigningKeyRecord>,
     parsed: HashMap<String, Arc<SigningKey>>,
+    /// Each key's public half, parsed once, with the time it leaves JWKS.
+    verifying: Vec<(Option<Timestamp>, tessera_jose::VerifyingKey)>,
 }
 
 /// Signing keys, shared by all requests.
@@ -74,6 +76,7 @@ impl KeyStore {
             current: ArcSwap::from_pointee(KeySet {
                 records: Vec::new(),
                 parsed: HashMap::new(),
+                verifying: Vec::new(),
             }),
         };
         store.reload(storage).await?;
@@ -113,7 +116,20 @@ impl KeyStore {
             };
             parsed.insert(record.kid.clone(), key);
         }
-        self.current.store(Arc::new(KeySet { records, parsed }));
+        let verifying = records
+            .iter()
+            .filter_map(|record| {
+                let key = parsed.get(&record.kid)?;
+                tessera_jose::VerifyingKey::from_jwk(&key.public_jwk())
+                    .ok()
+                    .map(|verifying| (record.retires_at, verifying))
+            })
+            .collect();
+        self.current.store(Arc::new(KeySet {
+            records,
+            parsed,
+            verifying,
+        }));
         Ok(())
     }
 
@@ -138,7 +154,8 @@ impl KeyStore {
         serde_json::json!({ "keys": keys })
     }
 
-    /// Verifies a JWT signed by one of our published keys at `now`; returns its header and claims.
+    /// Verifies a JWT signed by one of our published keys at `now` (keys parsed once, at load);
+    /// returns its header and claims.
     /// Expiry and the other claims are the caller's to check.
     ///
     /// # Errors
@@ -149,7 +166,14 @@ impl KeyStore {
         now: Timestamp,
     ) -> Result<(tessera_jose::JwsHeader, serde_json::Map<String, serde_json::Value>), String> {
         let algorithms = JwsAlgorithm::ALL.map(JwsAlgorithm::as_str);
-        tessera_jose::verify_jwt(token, &self.jwks(now), &algorithms).map_err(|e| format!("token signature: {e}"))
+        let set = self.current.load();
+        let published: Vec<_> = set
+            .verifying
+            .iter()
+            .filter(|(retires_at, _)| retires_at.is_none_or(|t| now < t))
+            .map(|(_, key)| key.clone())
+            .collect();
+        tessera_jose::verify_jwt_with_keys(token, &published, &algorithms).map_err(|e| format!("token signature: {e}"))
     }
 
     /// Every stored key with its state at `now`, for `tessera keys list`.
