@@ -12,22 +12,17 @@ use crate::login_flow::{ada, web_app, PASSWORD};
 use crate::support::{verify_with_jwks, TestServer};
 
 const VERIFIER: &str = crate::login_flow::VERIFIER;
-const CHALLENGE: &str = crate::login_flow::CHALLENGE;
 
 fn authorize_url(server: &TestServer, client_id: &str, redirect_uri: &str, nonce: &str) -> String {
-    let query = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("response_type", "code"),
-            ("client_id", client_id),
+    crate::login_flow::authorize_url(
+        server,
+        client_id,
+        &[
             ("redirect_uri", redirect_uri),
-            ("scope", "openid profile email"),
             ("state", "browser-state"),
             ("nonce", nonce),
-            ("code_challenge", CHALLENGE),
-            ("code_challenge_method", "S256"),
-        ])
-        .finish();
-    server.url(&format!("/authorize?{query}"))
+        ],
+    )
 }
 
 #[tokio::test]

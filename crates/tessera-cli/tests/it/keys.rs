@@ -94,7 +94,10 @@ async fn rotation_publishes_before_signing_and_retires_after_the_longest_lifetim
     let jwks = server.get_json("/jwks").await.to_string();
     assert!(!jwks.contains(&old_kid) && jwks.contains(&new_kid), "{jwks}");
     // The server's own verification (userinfo, id_token_hint) follows the same publication.
-    assert!(server.keys.verify(&before, server.clock_now()).is_err(), "a retired key no longer verifies");
+    assert!(
+        server.keys.verify(&before, server.clock_now()).is_err(),
+        "a retired key no longer verifies"
+    );
     assert!(server.keys.verify(&after, server.clock_now()).is_ok());
 }
 

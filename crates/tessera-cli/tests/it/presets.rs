@@ -6,7 +6,7 @@ use tessera_core::AuthMethod;
 use tessera_server::config::Config;
 
 use crate::login_flow::{ada, authorize_url, code_for, exchange, Agent, Step, VERIFIER};
-use crate::refresh_token::{login, refresh, refreshing_app};
+use crate::refresh_token::{login, refresh, refreshing_app, rt};
 use crate::support::TestServer;
 
 async fn with_preset(preset: &str) -> TestServer {
@@ -18,13 +18,6 @@ async fn with_preset(preset: &str) -> TestServer {
         config.keys.reload_interval = 3600;
     })
     .await
-}
-
-fn rt(body: &serde_json::Value) -> String {
-    body["refresh_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no refresh_token in {body}"))
-        .to_owned()
 }
 
 /// Seed 000: "By default RTs expire after 30 minutes of inactivity, while the session can be kept

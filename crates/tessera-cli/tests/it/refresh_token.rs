@@ -40,7 +40,8 @@ pub async fn refresh(
     (status, body)
 }
 
-fn rt(body: &serde_json::Value) -> String {
+/// The refresh token of a token response.
+pub fn rt(body: &serde_json::Value) -> String {
     body["refresh_token"]
         .as_str()
         .unwrap_or_else(|| panic!("no refresh_token in {body}"))
