@@ -111,6 +111,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, storage: Arc<dyn Storage>, applied: &[i64]) -> anyhow::Result<()> {
+    let backend = storage.backend_name();
     if !applied.is_empty() {
         tracing::info!(?applied, "applied database migrations");
     }
@@ -130,7 +131,7 @@ async fn serve(config: Config, storage: Arc<dyn Storage>, applied: &[i64]) -> an
     let server = Server::bind(state, listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(address = %server.local_addr()?, "listening");
+    tracing::info!(address = %server.local_addr()?, backend = backend, "listening");
     server.run(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
