@@ -1,6 +1,6 @@
 //! Local users: the one service the CLI (and later the admin API) calls. Passwords are hashed with
-//! argon2id (RFC 9106 parameters as recommended by OWASP) on the blocking pool, never on the
-//! async executor, and never on the token path.
+//! argon2id (RFC 9106 parameters as recommended by OWASP) on a fixed pool of one thread per core,
+//! never on the async executor, and never on the token path.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -199,7 +199,7 @@ fn validate_username(username: &str) -> Result<(), UserError> {
     }
 }
 
-/// Hashes a password with argon2id on the blocking pool.
+/// Hashes a password with argon2id on the password-hashing pool.
 ///
 /// # Errors
 /// A password shorter than [`MIN_PASSWORD_LEN`]; hashing failures.

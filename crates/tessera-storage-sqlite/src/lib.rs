@@ -21,8 +21,10 @@
 //! and simply commits or not. Dropping [`SqliteStorage`] closes the channel and joins the thread
 //! after the batch in hand.
 //!
-//! **Reads: a small pool of read-only connections** ([`SqliteOptions::readers`]), each query run
-//! on tokio's blocking pool, gated by a semaphore so at most that many run at once.
+//! **Reads: a small pool of read-only connections** ([`SqliteOptions::readers`]). Point lookups run
+//! on the calling thread (a WAL read never waits for the writer and takes microseconds; a thread
+//! hop per query cost more than the query); listings, whose length grows with the data, run on
+//! tokio's blocking pool.
 //!
 //! Statements are prepared once per connection and cached (`prepare_cached`).
 //!
