@@ -1,11 +1,13 @@
 //! Shared application state, reached by handlers through `State<AppState>`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tessera_core::grant::client_credentials::AccessTokenPolicy;
 use tessera_core::{Clock, Timestamp};
 use tessera_storage::Storage;
 
+use crate::clients::ClientCache;
 use crate::config::Config;
 use crate::endpoints::metrics::Metrics;
 use crate::extract::client_auth::JwksCache;
@@ -32,6 +34,8 @@ pub struct Inner {
     pub metrics: Metrics,
     /// Clients' fetched `jwks_uri` documents.
     pub jwks_cache: JwksCache,
+    /// Client registrations as recently read.
+    pub clients: ClientCache,
     /// The compiled page templates.
     pub pages: Pages,
 }
@@ -67,6 +71,7 @@ impl AppState {
             issuer,
         };
         let jwks_cache = JwksCache::new(&config.client_auth);
+        let clients = ClientCache::new(Duration::from_millis(config.client_auth.client_cache_ttl_ms));
         Self(Arc::new(Inner {
             config,
             urls,
@@ -75,6 +80,7 @@ impl AppState {
             keys,
             metrics: Metrics::default(),
             jwks_cache,
+            clients,
             pages: Pages::new(),
         }))
     }

@@ -147,6 +147,53 @@ async fn secrets_are_form_decoded_in_basic_auth() {
     assert_eq!(peek(body["access_token"].as_str().unwrap()).1["client_id"], id);
 }
 
+#[tokio::test]
+async fn a_client_changed_by_another_process_applies_within_the_cache_ttl() {
+    // Clients are cached for `client_auth.client_cache_ttl_ms`; a change made elsewhere (the CLI
+    // writes the database directly) must apply once that time has passed, and a deleted client
+    // must stop working.
+    let server = TestServer::start_with(|config| config.client_auth.client_cache_ttl_ms = 200).await;
+    let (id, secret) = server
+        .client(
+            "svc",
+            service_client(AuthMethod::ClientSecretBasic, AccessTokenFormat::Jwt),
+        )
+        .await;
+    let old = secret.unwrap();
+    let grant = [("grant_type", "client_credentials")];
+    assert_eq!(server.token(Some((&id, &old)), &grant).await.0, 200);
+
+    let rotated = tessera_server::clients::rotate_secret(
+        server.storage.as_ref(),
+        &mut rand::rngs::OsRng,
+        server.clock_now(),
+        &id,
+    )
+    .await
+    .unwrap();
+    let new = rotated.secret.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, _, body) = server.token(Some((&id, &old)), &grant).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "old secret after the TTL"
+    );
+    let (status, _, body) = server.token(Some((&id, &new)), &grant).await;
+    assert_eq!(status, 200, "new secret: {body}");
+
+    tessera_server::clients::delete(server.storage.as_ref(), &id)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, _, body) = server.token(Some((&id, &new)), &grant).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "deleted client"
+    );
+}
+
 /// A client key pair for `private_key_jwt`, made with `ring` directly.
 struct ClientKey {
     pkcs8: Vec<u8>,

@@ -265,6 +265,11 @@ pub struct ClientAuthConfig {
     /// Timeout for fetching a client's `jwks_uri`, milliseconds. Default 5000.
     #[serde(default = "default_busy_timeout_ms")]
     pub jwks_fetch_timeout_ms: u64,
+    /// How long a client's registration, once read, is used without reading it again,
+    /// milliseconds; so a change made by another process (the CLI, another node) applies within
+    /// this time. 0 reads it on every request. Default 1000.
+    #[serde(default = "default_client_cache_ttl_ms")]
+    pub client_cache_ttl_ms: u64,
 }
 
 /// `[log]`
@@ -395,6 +400,9 @@ fn default_clock_skew() -> u64 {
 }
 fn default_jwks_cache_ttl() -> u64 {
     300
+}
+fn default_client_cache_ttl_ms() -> u64 {
+    1000
 }
 fn default_log_filter() -> String {
     "info".into()

@@ -12,7 +12,7 @@
 //! used, the response carries `WWW-Authenticate` (RFC 6749 §5.2). The reason goes to the log only.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{header, HeaderMap};
@@ -55,7 +55,11 @@ enum Presented {
 /// # Errors
 /// `invalid_request` for malformed or conflicting credentials, `invalid_client` for failed
 /// authentication, 503 when storage is unavailable.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap, form: &mut FormParams) -> Result<Client, OAuthError> {
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &mut FormParams,
+) -> Result<Arc<Client>, OAuthError> {
     let authorization = headers.get(header::AUTHORIZATION);
     let used_header = authorization.is_some();
     let presented = presented_credentials(authorization.map(|value| value.as_bytes()), form)?;
@@ -65,7 +69,7 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, form: &mut Form
         | Presented::None { client_id } => client_id.clone(),
     };
     let fail = |reason: String| OAuthError::invalid_client(reason, used_header);
-    let Some(client) = state.storage.clients().lookup(&client_id).await? else {
+    let Some(client) = state.clients.lookup(state.storage.as_ref(), &client_id).await? else {
         return Err(fail(format!("unknown client {client_id:?}")));
     };
     let registered = client.settings.auth_method;
