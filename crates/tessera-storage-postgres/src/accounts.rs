@@ -10,17 +10,19 @@ use tokio_postgres::Row;
 use crate::error::{column, decode_hash, decode_json, encode_json};
 use crate::PostgresStorage;
 
-fn decode_user(row: &Row) -> Result<User, RepositoryError> {
-    let id: String = column(row, 0)?;
-    let claims: String = column(row, 3)?;
+/// Decodes a user from the 8 columns of `row` starting at `at`: `id, username, password_hash, claims,
+/// is_disabled, password_changed_at, created_at, updated_at`.
+pub(crate) fn decode_user(row: &Row, at: usize) -> Result<User, RepositoryError> {
+    let id: String = column(row, at)?;
+    let claims: String = column(row, at + 3)?;
     Ok(User {
         claims: decode_json(&claims, "users", "claims", &id)?,
-        username: column(row, 1)?,
-        password_hash: column(row, 2)?,
-        is_disabled: column(row, 4)?,
-        password_changed_at: column::<Option<i64>>(row, 5)?.map(Timestamp),
-        created_at: Timestamp(column(row, 6)?),
-        updated_at: Timestamp(column(row, 7)?),
+        username: column(row, at + 1)?,
+        password_hash: column(row, at + 2)?,
+        is_disabled: column(row, at + 4)?,
+        password_changed_at: column::<Option<i64>>(row, at + 5)?.map(Timestamp),
+        created_at: Timestamp(column(row, at + 6)?),
+        updated_at: Timestamp(column(row, at + 7)?),
         id,
     })
 }
@@ -59,7 +61,7 @@ impl UserRepository for PostgresStorage {
         )
         .await?
         .as_ref()
-        .map(decode_user)
+        .map(|row| decode_user(row, 0))
         .transpose()
     }
 
@@ -73,7 +75,7 @@ impl UserRepository for PostgresStorage {
         )
         .await?
         .as_ref()
-        .map(decode_user)
+        .map(|row| decode_user(row, 0))
         .transpose()
     }
 
@@ -88,7 +90,7 @@ impl UserRepository for PostgresStorage {
         )
         .await?
         .iter()
-        .map(decode_user)
+        .map(|row| decode_user(row, 0))
         .collect()
     }
 
@@ -121,18 +123,23 @@ impl UserRepository for PostgresStorage {
     }
 }
 
-fn decode_session(row: &Row) -> Result<SsoSession, RepositoryError> {
-    let id: String = column(row, 0)?;
-    let amr: String = column(row, 4)?;
+/// The columns [`decode_session`] reads, in order.
+pub(crate) const SESSION_COLUMNS: usize = 9;
+
+/// Decodes a session from the [`SESSION_COLUMNS`] columns of `row` starting at `at`: `id, token_hash, user_id,
+/// auth_time, amr, acr, last_active_at, expires_at, ended_at`.
+pub(crate) fn decode_session(row: &Row, at: usize) -> Result<SsoSession, RepositoryError> {
+    let id: String = column(row, at)?;
+    let amr: String = column(row, at + 4)?;
     Ok(SsoSession {
-        token_hash: decode_hash(column(row, 1)?, "sso_sessions", "token_hash", &id)?,
+        token_hash: decode_hash(column(row, at + 1)?, "sso_sessions", "token_hash", &id)?,
         amr: decode_json(&amr, "sso_sessions", "amr", &id)?,
-        user_id: column(row, 2)?,
-        auth_time: Timestamp(column(row, 3)?),
-        acr: column(row, 5)?,
-        last_active_at: Timestamp(column(row, 6)?),
-        expires_at: Timestamp(column(row, 7)?),
-        ended_at: column::<Option<i64>>(row, 8)?.map(Timestamp),
+        user_id: column(row, at + 2)?,
+        auth_time: Timestamp(column(row, at + 3)?),
+        acr: column(row, at + 5)?,
+        last_active_at: Timestamp(column(row, at + 6)?),
+        expires_at: Timestamp(column(row, at + 7)?),
+        ended_at: column::<Option<i64>>(row, at + 8)?.map(Timestamp),
         id,
     })
 }
@@ -171,7 +178,7 @@ impl SessionRepository for PostgresStorage {
         )
         .await?
         .as_ref()
-        .map(decode_session)
+        .map(|row| decode_session(row, 0))
         .transpose()
     }
 
@@ -184,7 +191,7 @@ impl SessionRepository for PostgresStorage {
         )
         .await?
         .as_ref()
-        .map(decode_session)
+        .map(|row| decode_session(row, 0))
         .transpose()
     }
 

@@ -111,20 +111,26 @@ impl AuthorizationCodeRepository for PostgresStorage {
     }
 }
 
-fn decode_grant(row: &Row) -> Result<Grant, RepositoryError> {
-    let id: String = column(row, 0)?;
-    let kind: String = column(row, 4)?;
+/// The columns [`decode_grant`] reads, in order.
+pub(crate) const GRANT_COLUMNS: usize = 11;
+
+/// Decodes a grant from the [`GRANT_COLUMNS`] columns of `row` starting at `at`: `id, user_id,
+/// client_id, scope, kind, session_id, created_at, last_used_at, expires_at, revoked_at,
+/// revocation_reason`.
+pub(crate) fn decode_grant(row: &Row, at: usize) -> Result<Grant, RepositoryError> {
+    let id: String = column(row, at)?;
+    let kind: String = column(row, at + 4)?;
     Ok(Grant {
         kind: GrantKind::parse(&kind).ok_or_else(|| inconsistent("grants", "kind", &id))?,
-        user_id: column(row, 1)?,
-        client_id: column(row, 2)?,
-        scope: column(row, 3)?,
-        session_id: column(row, 5)?,
-        created_at: Timestamp(column(row, 6)?),
-        last_used_at: Timestamp(column(row, 7)?),
-        expires_at: column::<Option<i64>>(row, 8)?.map(Timestamp),
-        revoked_at: column::<Option<i64>>(row, 9)?.map(Timestamp),
-        revocation_reason: column(row, 10)?,
+        user_id: column(row, at + 1)?,
+        client_id: column(row, at + 2)?,
+        scope: column(row, at + 3)?,
+        session_id: column(row, at + 5)?,
+        created_at: Timestamp(column(row, at + 6)?),
+        last_used_at: Timestamp(column(row, at + 7)?),
+        expires_at: column::<Option<i64>>(row, at + 8)?.map(Timestamp),
+        revoked_at: column::<Option<i64>>(row, at + 9)?.map(Timestamp),
+        revocation_reason: column(row, at + 10)?,
         id,
     })
 }
@@ -165,7 +171,7 @@ impl GrantRepository for PostgresStorage {
         )
         .await?
         .as_ref()
-        .map(decode_grant)
+        .map(|row| decode_grant(row, 0))
         .transpose()
     }
 
@@ -290,7 +296,7 @@ impl GrantRepository for PostgresStorage {
         )
         .await?
         .iter()
-        .map(decode_grant)
+        .map(|row| decode_grant(row, 0))
         .collect()
     }
 }

@@ -3,9 +3,10 @@
 //! # Design
 //!
 //! A `deadpool-postgres` pool of `tokio-postgres` connections ([`PostgresOptions::max_connections`]).
-//! Every repository method is one statement in autocommit mode (so it is durable when it returns),
-//! except [`SigningKeyRepository::rotate`], [`RefreshTokenRepository::rotate`] and
-//! [`Storage::migrate`], which run in a transaction.
+//! Every repository method is one statement in autocommit mode (so it is durable when it returns,
+//! and is one round trip), except [`SigningKeyRepository::rotate`] and [`Storage::migrate`], which
+//! run in a transaction. A statement reads one snapshot: [`RefreshTokenRepository::find_with_context`]
+//! reads a refresh token with its grant, the grant's session and user in one `LEFT JOIN`.
 //! Races between nodes are decided inside the database: `register_jti` is a single
 //! `INSERT … ON CONFLICT … DO UPDATE … WHERE` whose row count says whether the `jti` was fresh;
 //! `consume`, `end` and grant revocation are conditional `UPDATE … WHERE … IS NULL`s that change a
@@ -14,9 +15,11 @@
 //! [`GrantRepository::revoke_for_user`] and [`GrantRepository::enforce_limit`] revoke and delete
 //! the grants' opaque access tokens in one statement (data-modifying CTEs; `enforce_limit` first
 //! locks the (user, client)'s active grants, so concurrent calls do not over-revoke); a refresh
-//! ([`RefreshTokenRepository::rotate`]) is a compare-and-set `UPDATE` of the presented token and a
-//! conditional `UPDATE` of its grant in one READ COMMITTED transaction, so of concurrent rotations
-//! of one token exactly one commits, and no token is issued from a grant revoked meanwhile; and
+//! ([`RefreshTokenRepository::rotate`]) is one statement of data-modifying CTEs, each gated on the
+//! one before: it locks the unrevoked grant (`FOR UPDATE`, held until it commits), then
+//! compare-and-sets the presented token, records the grant's use, inserts the new token and
+//! touches the session, so of concurrent rotations of one token exactly one changes anything, no
+//! token is issued from a grant revoked meanwhile, and a refused rotation changes nothing; and
 //! `migrate` takes a transaction-scoped advisory lock so two nodes starting at once apply each
 //! migration exactly once. Statements are prepared once per connection and cached
 //! (`prepare_cached`).

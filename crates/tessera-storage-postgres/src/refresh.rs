@@ -3,16 +3,112 @@
 use async_trait::async_trait;
 use tessera_core::refresh::RefreshToken;
 use tessera_core::{Timestamp, TokenHash};
-use tessera_storage::{RefreshTokenRepository, RepositoryError, Rotation};
+use tessera_storage::{RefreshContext, RefreshTokenRepository, RepositoryError, Rotation};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use crate::error::{column, decode_hash, inconsistent, map_pg};
+use crate::accounts::{decode_session, decode_user, SESSION_COLUMNS};
+use crate::error::{column, decode_hash, inconsistent};
+use crate::grants::{decode_grant, GRANT_COLUMNS};
 use crate::PostgresStorage;
 
 const INSERT: &str = "INSERT INTO refresh_tokens (hash, grant_id, parent_hash, client_id, issued_at,
                                                   expires_at, use_count, spent_at)
                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// The columns [`decode_token`] reads, in order.
+const TOKEN_COLUMNS: usize = 8;
+/// Where [`FIND_WITH_CONTEXT`]'s grant, session and user columns start.
+const GRANT_AT: usize = TOKEN_COLUMNS;
+const SESSION_AT: usize = GRANT_AT + GRANT_COLUMNS;
+const USER_AT: usize = SESSION_AT + SESSION_COLUMNS;
+
+/// The token and its context in one statement, so one snapshot: each table's columns in the order
+/// its decoder reads them, at [`GRANT_AT`], [`SESSION_AT`] and [`USER_AT`]. A row the LEFT JOIN
+/// did not find has a NULL `id`; a missing grant has no session or user either.
+const FIND_WITH_CONTEXT: &str = "
+    SELECT t.hash, t.grant_id, t.parent_hash, t.client_id, t.issued_at, t.expires_at, t.use_count,
+           t.spent_at,
+           g.id, g.user_id, g.client_id, g.scope, g.kind, g.session_id, g.created_at, g.last_used_at,
+           g.expires_at, g.revoked_at, g.revocation_reason,
+           s.id, s.token_hash, s.user_id, s.auth_time, s.amr, s.acr, s.last_active_at, s.expires_at,
+           s.ended_at,
+           u.id, u.username, u.password_hash, u.claims, u.is_disabled, u.password_changed_at,
+           u.created_at, u.updated_at
+    FROM refresh_tokens t
+    LEFT JOIN grants g ON g.id = t.grant_id
+    LEFT JOIN sso_sessions s ON s.id = g.session_id
+    LEFT JOIN users u ON u.id = g.user_id
+    WHERE t.hash = $1";
+
+/// [`RefreshTokenRepository::rotate`] as one statement (autocommit, READ COMMITTED), so one round
+/// trip. Parameters: $1 the presented hash, $2 the expected use count (NULL for a sibling),
+/// $3 allowed uses, $4 now, $5 the grant, $6 the session to touch (NULL: none), $7–$13 the new
+/// token's hash, parent, client, issued_at, expires_at, use_count and spent_at.
+///
+/// All parts see one snapshot and cannot see each other's writes, so each is gated on the one
+/// before it having returned a row (an `EXISTS` on it: a one-time filter, evaluated before the
+/// part scans or locks anything), and the grant is locked first:
+/// - `locked` takes the grant's row lock (`FOR UPDATE`). Under READ COMMITTED it waits for any
+///   transaction holding it (a rotation or a revocation of this grant) and then re-checks
+///   `revoked_at IS NULL` against the newest committed version; it holds the lock until this
+///   statement commits, so no revocation can slip in between the checks and the insert: a
+///   revocation waiting on it revokes the grant with the new token in it. Nothing changes when the
+///   grant is revoked or gone.
+/// - `used` (the compare-and-set; skipped when $2 is NULL) is gated on `locked`, so a rotation
+///   locks its grant before its token, the same order for all of them (nothing else locks a token
+///   and then waits for a grant: cleanup skips locked rows), so they cannot deadlock. A
+///   concurrent rotation of the same token holds the grant's lock until it commits; this one then
+///   finds `use_count` moved on (the UPDATE re-checks its WHERE against the newest version) and
+///   changes nothing: exactly one of them wins.
+/// - `touched` records the grant's last use: it cannot miss (the locked row is unrevoked), but is
+///   gated on `used` so that a lost compare-and-set changes nothing here either.
+/// - `issued` inserts the new token once `touched` did; a duplicate hash fails the whole
+///   statement with SQLSTATE 23505 ([`RepositoryError::Conflict`]) and nothing is kept.
+/// - `session` touches the session (forward only, never an ended one); finding nothing there does
+///   not fail the rotation. A data-modifying CTE runs even though the final SELECT ignores it.
+const ROTATE: &str = "
+    WITH locked AS MATERIALIZED (
+        SELECT id FROM grants WHERE id = $5 AND revoked_at IS NULL FOR UPDATE),
+    used AS (
+        UPDATE refresh_tokens
+        SET use_count = $2::BIGINT + 1,
+            spent_at = CASE WHEN $2::BIGINT + 1 >= $3::BIGINT THEN $4::BIGINT END
+        WHERE hash = $1 AND use_count = $2::BIGINT AND spent_at IS NULL
+          AND EXISTS (SELECT 1 FROM locked)
+        RETURNING 1),
+    touched AS (
+        UPDATE grants SET last_used_at = $4
+        WHERE id = $5 AND revoked_at IS NULL
+          AND EXISTS (SELECT 1 FROM locked)
+          AND ($2::BIGINT IS NULL OR EXISTS (SELECT 1 FROM used))
+        RETURNING 1),
+    issued AS (
+        INSERT INTO refresh_tokens (hash, grant_id, parent_hash, client_id, issued_at, expires_at,
+                                    use_count, spent_at)
+        SELECT $7::BYTEA, $5::TEXT, $8::BYTEA, $9::TEXT, $10::BIGINT, $11::BIGINT, $12::BIGINT,
+               $13::BIGINT
+        WHERE EXISTS (SELECT 1 FROM touched)
+        RETURNING 1),
+    session AS (
+        UPDATE sso_sessions SET last_active_at = $4
+        WHERE id = $6::TEXT AND ended_at IS NULL AND last_active_at < $4
+          AND EXISTS (SELECT 1 FROM issued)
+        RETURNING 1)
+    SELECT EXISTS (SELECT 1 FROM issued)";
+
+/// Decodes the columns of `row` from `at` with `decode`, unless the LEFT JOIN found no row there
+/// (its first column, the `id`, is NULL).
+fn joined<T>(
+    row: &Row,
+    at: usize,
+    decode: fn(&Row, usize) -> Result<T, RepositoryError>,
+) -> Result<Option<T>, RepositoryError> {
+    match column::<Option<&str>>(row, at)? {
+        Some(_) => decode(row, at).map(Some),
+        None => Ok(None),
+    }
+}
 
 /// Decodes a token; errors name it by its `grant_id` (the hash is not for logs).
 fn decode_token(row: &Row) -> Result<RefreshToken, RepositoryError> {
@@ -86,75 +182,44 @@ impl RefreshTokenRepository for PostgresStorage {
         .transpose()
     }
 
+    #[tracing::instrument(name = "db.refresh_tokens.find_with_context", skip_all)]
+    async fn find_with_context(&self, hash: &TokenHash) -> Result<Option<RefreshContext>, RepositoryError> {
+        let Some(row) = self.query_opt(FIND_WITH_CONTEXT, &[&&hash.0[..]]).await? else {
+            return Ok(None);
+        };
+        Ok(Some(RefreshContext {
+            token: decode_token(&row)?,
+            grant: joined(&row, GRANT_AT, decode_grant)?,
+            session: joined(&row, SESSION_AT, decode_session)?,
+            user: joined(&row, USER_AT, decode_user)?,
+        }))
+    }
+
     #[tracing::instrument(name = "db.refresh_tokens.rotate", skip_all)]
     async fn rotate(&self, rotation: &Rotation) -> Result<bool, RepositoryError> {
-        let now = rotation.now.0;
-        let mut client = self.client().await?;
-        // READ COMMITTED. Returning before `commit` drops the transaction: rolled back, so a lost
-        // race or a revoked grant changes nothing. Locks are taken in one order (the presented
-        // token, then the grant, then the session) and nothing else locks a token and then a
-        // grant, so concurrent rotations and revocations cannot deadlock.
-        let tx = client.transaction().await.map_err(map_pg)?;
-        if let Some(expected) = rotation.expected_use_count {
-            // One conditional UPDATE, never read-then-write: a concurrent rotation of the same
-            // token waits for this row lock, then re-checks the WHERE against the committed row
-            // (use_count has moved on) and changes nothing. Exactly one of them wins.
-            let statement = tx
-                .prepare_cached(
-                    "UPDATE refresh_tokens
-                     SET use_count = $2::BIGINT + 1,
-                         spent_at = CASE WHEN $2::BIGINT + 1 >= $3::BIGINT THEN $4::BIGINT END
-                     WHERE hash = $1 AND use_count = $2 AND spent_at IS NULL",
-                )
-                .await
-                .map_err(map_pg)?;
-            let used = tx
-                .execute(
-                    &statement,
-                    &[
-                        &&rotation.presented.0[..],
-                        &i64::from(expected),
-                        &i64::from(rotation.allowed_uses),
-                        &now,
-                    ],
-                )
-                .await
-                .map_err(map_pg)?;
-            if used != 1 {
-                return Ok(false);
-            }
-        }
-        // The grant's row lock serialises this against `revoke` (and the user-wide revocations):
-        // either the revocation committed first and this changes no row, or it waits for this
-        // transaction and revokes the grant with the new token in it.
-        let statement = tx
-            .prepare_cached("UPDATE grants SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-            .await
-            .map_err(map_pg)?;
-        let grant = tx
-            .execute(&statement, &[&rotation.new_token.grant_id, &now])
-            .await
-            .map_err(map_pg)?;
-        if grant != 1 {
-            return Ok(false);
-        }
-        let statement = tx.prepare_cached(INSERT).await.map_err(map_pg)?;
-        let values = InsertValues::of(&rotation.new_token);
-        tx.execute(&statement, &values.params(&rotation.new_token))
-            .await
-            .map_err(map_pg)?;
-        if let Some(session) = &rotation.touch_session {
-            let statement = tx
-                .prepare_cached(
-                    "UPDATE sso_sessions SET last_active_at = $2
-                     WHERE id = $1 AND ended_at IS NULL AND last_active_at < $2",
-                )
-                .await
-                .map_err(map_pg)?;
-            tx.execute(&statement, &[session, &now]).await.map_err(map_pg)?;
-        }
-        tx.commit().await.map_err(map_pg)?;
-        Ok(true)
+        let token = &rotation.new_token;
+        let values = InsertValues::of(token);
+        let row = self
+            .query_one(
+                ROTATE,
+                &[
+                    &&rotation.presented.0[..],
+                    &rotation.expected_use_count.map(i64::from),
+                    &i64::from(rotation.allowed_uses),
+                    &rotation.now.0,
+                    &token.grant_id,
+                    &rotation.touch_session,
+                    &values.hash,
+                    &values.parent,
+                    &token.client_id,
+                    &token.issued_at.0,
+                    &token.expires_at.0,
+                    &values.use_count,
+                    &values.spent_at,
+                ],
+            )
+            .await?;
+        column(&row, 0)
     }
 
     #[tracing::instrument(name = "db.refresh_tokens.cleanup_expired", skip_all)]

@@ -11,7 +11,7 @@ use crate::error::{decode_hash, decode_json, encode_json};
 use crate::SqliteStorage;
 
 /// A `users` row as read, before its JSON is decoded.
-struct UserRow {
+pub(crate) struct UserRow {
     id: String,
     username: String,
     password_hash: Option<String>,
@@ -22,11 +22,11 @@ struct UserRow {
     updated_at: i64,
 }
 
-const USER_COLUMNS: &str =
+pub(crate) const USER_COLUMNS: &str =
     "id, username, password_hash, claims, is_disabled, password_changed_at, created_at, updated_at";
 
 impl UserRow {
-    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             id: row.get(0)?,
             username: row.get(1)?,
@@ -39,7 +39,7 @@ impl UserRow {
         })
     }
 
-    fn decode(self) -> Result<User, RepositoryError> {
+    pub(crate) fn decode(self) -> Result<User, RepositoryError> {
         Ok(User {
             claims: decode_json(&self.claims, "users", "claims", &self.id)?,
             id: self.id,
@@ -154,7 +154,7 @@ impl UserRepository for SqliteStorage {
 }
 
 /// An `sso_sessions` row as read, before its hash and JSON are decoded.
-struct SessionRow {
+pub(crate) struct SessionRow {
     id: String,
     token_hash: Vec<u8>,
     user_id: String,
@@ -166,10 +166,11 @@ struct SessionRow {
     ended_at: Option<i64>,
 }
 
-const SESSION_COLUMNS: &str = "id, token_hash, user_id, auth_time, amr, acr, last_active_at, expires_at, ended_at";
+pub(crate) const SESSION_COLUMNS: &str =
+    "id, token_hash, user_id, auth_time, amr, acr, last_active_at, expires_at, ended_at";
 
 impl SessionRow {
-    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             id: row.get(0)?,
             token_hash: row.get(1)?,
@@ -183,7 +184,7 @@ impl SessionRow {
         })
     }
 
-    fn decode(self) -> Result<SsoSession, RepositoryError> {
+    pub(crate) fn decode(self) -> Result<SsoSession, RepositoryError> {
         Ok(SsoSession {
             token_hash: decode_hash(self.token_hash, "sso_sessions", "token_hash", &self.id)?,
             amr: decode_json(&self.amr, "sso_sessions", "amr", &self.id)?,

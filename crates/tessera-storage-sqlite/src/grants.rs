@@ -166,13 +166,16 @@ impl AuthorizationCodeRepository for SqliteStorage {
 }
 
 /// A `grants` row as read, before its kind is decoded.
-struct GrantRow {
+pub(crate) const GRANT_COLUMNS: &str = "id, user_id, client_id, scope, kind, session_id, created_at, last_used_at, \
+                                         expires_at, revoked_at, revocation_reason";
+
+pub(crate) struct GrantRow {
     id: String,
-    user_id: String,
+    pub(crate) user_id: String,
     client_id: String,
     scope: String,
     kind: String,
-    session_id: Option<String>,
+    pub(crate) session_id: Option<String>,
     created_at: i64,
     last_used_at: i64,
     expires_at: Option<i64>,
@@ -181,7 +184,7 @@ struct GrantRow {
 }
 
 impl GrantRow {
-    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             id: row.get(0)?,
             user_id: row.get(1)?,
@@ -197,7 +200,7 @@ impl GrantRow {
         })
     }
 
-    fn decode(self) -> Result<Grant, RepositoryError> {
+    pub(crate) fn decode(self) -> Result<Grant, RepositoryError> {
         Ok(Grant {
             kind: GrantKind::parse(&self.kind).ok_or_else(|| inconsistent("grants", "kind", &self.id))?,
             id: self.id,
@@ -247,13 +250,9 @@ impl GrantRepository for SqliteStorage {
     async fn lookup(&self, grant_id: &str) -> Result<Option<Grant>, RepositoryError> {
         let id = grant_id.to_owned();
         self.read(move |conn| {
-            conn.prepare_cached(
-                "SELECT id, user_id, client_id, scope, kind, session_id, created_at, last_used_at,
-                        expires_at, revoked_at, revocation_reason
-                 FROM grants WHERE id = ?1",
-            )?
-            .query_row([id], GrantRow::read)
-            .optional()
+            conn.prepare_cached(&format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = ?1"))?
+                .query_row([id], GrantRow::read)
+                .optional()
         })
         .await?
         .map(GrantRow::decode)

@@ -4,10 +4,14 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use tessera_core::refresh::RefreshToken;
 use tessera_core::{Timestamp, TokenHash};
-use tessera_storage::{RefreshTokenRepository, RepositoryError, Rotation};
+use tessera_storage::{RefreshContext, RefreshTokenRepository, RepositoryError, Rotation};
 
+use crate::accounts::{SessionRow, UserRow, SESSION_COLUMNS, USER_COLUMNS};
 use crate::error::{decode_hash, inconsistent, map_err};
+use crate::grants::{GrantRow, GRANT_COLUMNS};
 use crate::SqliteStorage;
+
+const TOKEN_COLUMNS: &str = "hash, grant_id, parent_hash, client_id, issued_at, expires_at, use_count, spent_at";
 
 /// A `refresh_tokens` row as read, before its hashes and count are decoded.
 struct TokenRow {
@@ -110,6 +114,37 @@ fn rotate_steps(conn: &Connection, rotation: &Rotation) -> rusqlite::Result<bool
     Ok(true)
 }
 
+/// The rows of [`RefreshTokenRepository::find_with_context`], undecoded.
+type ContextRows = (TokenRow, Option<GrantRow>, Option<SessionRow>, Option<UserRow>);
+
+fn context_rows(conn: &Connection, hash: [u8; 32]) -> rusqlite::Result<Option<ContextRows>> {
+    let Some(token) = conn
+        .prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE hash = ?1"))?
+        .query_row([hash], TokenRow::read)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let grant = conn
+        .prepare_cached(&format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = ?1"))?
+        .query_row([&token.grant_id], GrantRow::read)
+        .optional()?;
+    let (mut session, mut user) = (None, None);
+    if let Some(grant) = &grant {
+        if let Some(session_id) = &grant.session_id {
+            session = conn
+                .prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sso_sessions WHERE id = ?1"))?
+                .query_row([session_id], SessionRow::read)
+                .optional()?;
+        }
+        user = conn
+            .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?
+            .query_row([&grant.user_id], UserRow::read)
+            .optional()?;
+    }
+    Ok(Some((token, grant, session, user)))
+}
+
 fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
@@ -126,17 +161,43 @@ impl RefreshTokenRepository for SqliteStorage {
     async fn find_by_hash(&self, hash: &TokenHash) -> Result<Option<RefreshToken>, RepositoryError> {
         let hash = hash.0;
         self.read(move |conn| {
-            conn.prepare_cached(
-                "SELECT hash, grant_id, parent_hash, client_id, issued_at, expires_at, use_count,
-                        spent_at
-                 FROM refresh_tokens WHERE hash = ?1",
-            )?
-            .query_row([hash], TokenRow::read)
-            .optional()
+            conn.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE hash = ?1"))?
+                .query_row([hash], TokenRow::read)
+                .optional()
         })
         .await?
         .map(TokenRow::decode)
         .transpose()
+    }
+
+    #[tracing::instrument(name = "db.refresh_tokens.find_with_context", skip_all)]
+    async fn find_with_context(&self, hash: &TokenHash) -> Result<Option<RefreshContext>, RepositoryError> {
+        let hash = hash.0;
+        // One read transaction, so one snapshot (and one look at the WAL) for the four rows.
+        let rows = self
+            .read(move |conn| {
+                exec(conn, "BEGIN")?;
+                let rows = context_rows(conn, hash);
+                // Ends the read transaction even when a query failed (unless SQLite already did),
+                // so the pooled connection goes back clean.
+                let ended = if conn.is_autocommit() {
+                    Ok(())
+                } else {
+                    exec(conn, "COMMIT")
+                };
+                let rows = rows?;
+                ended.map(|()| rows)
+            })
+            .await?;
+        let Some((token, grant, session, user)) = rows else {
+            return Ok(None);
+        };
+        Ok(Some(RefreshContext {
+            token: token.decode()?,
+            grant: grant.map(GrantRow::decode).transpose()?,
+            session: session.map(SessionRow::decode).transpose()?,
+            user: user.map(UserRow::decode).transpose()?,
+        }))
     }
 
     #[tracing::instrument(name = "db.refresh_tokens.rotate", skip_all)]

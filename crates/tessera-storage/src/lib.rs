@@ -341,6 +341,20 @@ pub struct Rotation {
     pub now: Timestamp,
 }
 
+/// A refresh token and the records a refresh of it is decided on, as one snapshot
+/// ([`RefreshTokenRepository::find_with_context`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshContext {
+    /// The presented token.
+    pub token: RefreshToken,
+    /// Its grant, unless the row is gone.
+    pub grant: Option<Grant>,
+    /// The grant's SSO session, when the grant names one and it still exists (ended or not).
+    pub session: Option<SsoSession>,
+    /// The grant's user, unless the row is gone (disabled users included).
+    pub user: Option<User>,
+}
+
 /// Refresh tokens (DESIGN §5: hash, grant, parent, state, expiry, spent_at).
 #[async_trait]
 pub trait RefreshTokenRepository: Send + Sync {
@@ -355,6 +369,15 @@ pub trait RefreshTokenRepository: Send + Sync {
     /// # Errors
     /// Backend errors; an undecodable row is [`RepositoryError::Inconsistent`].
     async fn find_by_hash(&self, hash: &TokenHash) -> Result<Option<RefreshToken>, RepositoryError>;
+
+    /// The token with this hash together with what a refresh decides on — its grant, the grant's
+    /// SSO session and the grant's user — read in one snapshot (one round trip where the backend
+    /// allows). `None` when there is no such token; a missing grant, session or user is `None`
+    /// in the result.
+    ///
+    /// # Errors
+    /// Backend errors; an undecodable row is [`RepositoryError::Inconsistent`].
+    async fn find_with_context(&self, hash: &TokenHash) -> Result<Option<RefreshContext>, RepositoryError>;
 
     /// One refresh, atomically, in one transaction:
     /// 1. with `expected_use_count = Some(n)`: `UPDATE refresh_tokens SET use_count = n + 1,

@@ -15,7 +15,7 @@ use tessera_core::{
     AccessTokenFormat, AuthMethod, AuthorizationCode, Client, ClientSettings, ClientType, Grant, GrantKind, SsoSession,
     Timestamp, TokenHash, User, UserClaims,
 };
-use tessera_storage::{AccessTokenRecord, RepositoryError, Rotation, Storage};
+use tessera_storage::{AccessTokenRecord, RefreshContext, RepositoryError, Rotation, Storage};
 use tessera_types::token::GrantType;
 use tessera_types::JwsAlgorithm;
 
@@ -51,6 +51,7 @@ pub async fn run_all(storage: &dyn Storage) {
     grants_enforce_limit(storage).await;
     grants_enforce_limit_concurrently(storage).await;
     refresh_tokens_add_find(storage).await;
+    refresh_token_find_with_context(storage).await;
     refresh_token_rotate(storage).await;
     refresh_token_rotate_max_uses(storage).await;
     refresh_token_rotate_stale_use_count(storage).await;
@@ -1294,6 +1295,73 @@ pub async fn refresh_tokens_add_find(storage: &dyn Storage) {
         repo.find_by_hash(&TokenHash::of(&unique("no-token"))).await,
     );
     check_eq(storage, "find of a missing refresh token", missing, None);
+}
+
+/// `find_with_context`: the token with its grant, the grant's session and user; missing rows
+/// are `None`, an unknown token is `None` altogether.
+pub async fn refresh_token_find_with_context(storage: &dyn Storage) {
+    let repo = storage.refresh_tokens();
+    let u = user(&unique("user"), &unique("ctx-user"));
+    ok(storage, "add user", storage.users().add(&u).await);
+    let s = session(&unique("session"), &u.id);
+    ok(storage, "add session", storage.sessions().add(&s).await);
+    let online = grant(&u.id, GrantKind::Online, Some(&s.id), NOW);
+    ok(storage, "add grant", storage.grants().add(&online).await);
+    let token = refresh_token(&online, None);
+    ok(storage, "add refresh token", repo.add(&token).await);
+    let found = ok(storage, "find with context", repo.find_with_context(&token.hash).await);
+    check_eq(
+        storage,
+        "context of an online grant's token",
+        found,
+        Some(RefreshContext {
+            token: token.clone(),
+            grant: Some(online.clone()),
+            session: Some(s.clone()),
+            user: Some(u.clone()),
+        }),
+    );
+
+    // An offline grant without a session, whose user is gone.
+    let offline = grant(&unique("gone-user"), GrantKind::Offline, None, NOW);
+    ok(storage, "add grant", storage.grants().add(&offline).await);
+    let orphan = refresh_token(&offline, None);
+    ok(storage, "add refresh token", repo.add(&orphan).await);
+    let found = ok(storage, "find with context", repo.find_with_context(&orphan.hash).await);
+    check_eq(
+        storage,
+        "context of a token whose grant has no session and whose user is gone",
+        found,
+        Some(RefreshContext {
+            token: orphan,
+            grant: Some(offline),
+            session: None,
+            user: None,
+        }),
+    );
+
+    // A token whose grant row is gone.
+    let lost = refresh_token_for(&unique("no-grant"), "some-client", None);
+    ok(storage, "add refresh token", repo.add(&lost).await);
+    let found = ok(storage, "find with context", repo.find_with_context(&lost.hash).await);
+    check_eq(
+        storage,
+        "context of a token whose grant is gone",
+        found,
+        Some(RefreshContext {
+            token: lost,
+            grant: None,
+            session: None,
+            user: None,
+        }),
+    );
+
+    let missing = ok(
+        storage,
+        "find with context of a missing token",
+        repo.find_with_context(&TokenHash::of(&unique("no-token"))).await,
+    );
+    check_eq(storage, "context of a missing token", missing, None);
 }
 
 /// `rotate`: uses the presented token once (spent when used up), inserts the child, records the

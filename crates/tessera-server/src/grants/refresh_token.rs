@@ -1,10 +1,10 @@
 //! The refresh-token grant (RFC 6749 §6; RFC 9700 §4.14; OIDC Core §12; DESIGN B2–B8, B18).
 //!
-//! The core decides (`tessera_core::refresh::decide`); this module loads the records and carries
-//! the plan out in one atomic store operation (`RefreshTokenRepository::rotate`): a conditional
-//! update of the presented token that must change exactly one row, a conditional touch of the
-//! grant that fails if it was revoked, and the insert of the new token — committed before the
-//! response. If another request won the race, the store says so and the decision is taken again
+//! The core decides (`tessera_core::refresh::decide`); this module loads the records in one read
+//! (`RefreshTokenRepository::find_with_context`) and carries the plan out in one atomic store
+//! operation (`RefreshTokenRepository::rotate`): a conditional update of the presented token that
+//! must change exactly one row, a conditional touch of the grant that fails if it was revoked,
+//! and the insert of the new token — committed before the response. If another request won the race, the store says so and the decision is taken again
 //! with the token's new state: a lost race is a reuse like any other (inside the grace window a
 //! sibling, outside it the grant is revoked), because the server cannot tell a parallel request
 //! from a stolen token.
@@ -12,7 +12,7 @@
 use tessera_core::grant::GrantError;
 use tessera_core::refresh::{self, RefreshPlan, RefreshRequest};
 use tessera_core::{Client, GrantKind, TokenHash, TokenKind};
-use tessera_storage::Rotation;
+use tessera_storage::{RefreshContext, Rotation};
 use tessera_types::token::{GrantType, RefreshTokenGrant, TokenResponse};
 
 use crate::error::OAuthError;
@@ -50,22 +50,19 @@ pub async fn handle(
     let policy = refresh_policy(state, client);
     for _ in 0..ATTEMPTS {
         let now = state.now();
-        let token = state
+        // The token, its grant, session and user in one read (one snapshot).
+        let RefreshContext {
+            token,
+            grant,
+            session,
+            user,
+        } = state
             .storage
             .refresh_tokens()
-            .find_by_hash(&hash)
+            .find_with_context(&hash)
             .await?
             .ok_or(GrantError::NotFound)?;
-        let grant = state
-            .storage
-            .grants()
-            .lookup(&token.grant_id)
-            .await?
-            .ok_or(GrantError::NotFound)?;
-        let session = match &grant.session_id {
-            Some(id) => state.storage.sessions().lookup(id).await?,
-            None => None,
-        };
+        let grant = grant.ok_or(GrantError::NotFound)?;
         let decision = refresh::decide(&RefreshRequest {
             client_id: &client.id,
             token: &token,
@@ -91,7 +88,7 @@ pub async fn handle(
             Err(error) => return Err(error.into()),
         };
         // User claims are re-read; a disabled or deleted user ends the grant (DESIGN §2).
-        let user = match state.storage.users().lookup(&grant.user_id).await? {
+        let user = match user {
             Some(user) if !user.is_disabled => user,
             _ => {
                 state
