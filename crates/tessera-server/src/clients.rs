@@ -263,10 +263,12 @@ fn generated_id(rng: &mut dyn RngCore) -> String {
 /// Clients as recently read, so that authenticating a client does not read and decode its
 /// registration on every request (it was a sixth of a refresh's CPU time).
 ///
-/// An entry is used for `ttl` after it was read, then read again; changes made through this
-/// process are applied at once with [`ClientCache::forget`]. Only clients that exist are kept, so
-/// a client registered after a failed attempt works on the next request, and the cache holds at
-/// most one entry per registered client. A `ttl` of zero turns the cache off.
+/// An entry is used for `ttl` after it was read, then read again, so a change made by another
+/// process (the CLI writes the database directly; other nodes) applies within `ttl`. Code in this
+/// process that changes a client should call [`ClientCache::forget`] (today only the CLI changes
+/// clients; the admin API will). Only clients that exist are kept, so a client registered after a
+/// failed attempt works on the next request, and the cache holds at most one entry per client
+/// ever looked up. A `ttl` of zero turns the cache off.
 pub struct ClientCache {
     ttl: Duration,
     entries: Mutex<HashMap<String, (Instant, Arc<Client>)>>,
