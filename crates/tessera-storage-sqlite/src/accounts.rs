@@ -22,8 +22,16 @@ pub(crate) struct UserRow {
     updated_at: i64,
 }
 
-pub(crate) const USER_COLUMNS: &str =
-    "id, username, password_hash, claims, is_disabled, password_changed_at, created_at, updated_at";
+/// The `users` columns [`UserRow::read`] reads, in order (a macro, so statements stay literals).
+macro_rules! user_columns {
+    () => {
+        "id, username, password_hash, claims, is_disabled, password_changed_at, created_at, updated_at"
+    };
+}
+
+/// A user by id (also read by `find_with_context`).
+pub(crate) const USER_BY_ID: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?1");
+const USER_BY_USERNAME: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE username = ?1");
 
 impl UserRow {
     pub(crate) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
@@ -54,16 +62,12 @@ impl UserRow {
 }
 
 impl SqliteStorage {
-    /// The user matching `column = key` (`column` is one of ours, never input).
-    async fn user_where(&self, column: &'static str, key: String) -> Result<Option<User>, RepositoryError> {
-        self.read(move |conn| {
-            conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = ?1"))?
-                .query_row([key], UserRow::read)
-                .optional()
-        })
-        .await?
-        .map(UserRow::decode)
-        .transpose()
+    /// The user `sql` ([`USER_BY_ID`] or [`USER_BY_USERNAME`]) finds for `key`.
+    async fn user_where(&self, sql: &'static str, key: String) -> Result<Option<User>, RepositoryError> {
+        self.read(move |conn| conn.prepare_cached(sql)?.query_row([key], UserRow::read).optional())
+            .await?
+            .map(UserRow::decode)
+            .transpose()
     }
 }
 
@@ -96,18 +100,18 @@ impl UserRepository for SqliteStorage {
 
     #[tracing::instrument(name = "db.users.lookup", skip_all)]
     async fn lookup(&self, user_id: &str) -> Result<Option<User>, RepositoryError> {
-        self.user_where("id", user_id.to_owned()).await
+        self.user_where(USER_BY_ID, user_id.to_owned()).await
     }
 
     #[tracing::instrument(name = "db.users.find_by_username", skip_all)]
     async fn find_by_username(&self, username: &str) -> Result<Option<User>, RepositoryError> {
-        self.user_where("username", username.to_owned()).await
+        self.user_where(USER_BY_USERNAME, username.to_owned()).await
     }
 
     #[tracing::instrument(name = "db.users.list", skip_all)]
     async fn list(&self) -> Result<Vec<User>, RepositoryError> {
         self.read_blocking(|conn| {
-            conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"))?
+            conn.prepare_cached(concat!("SELECT ", user_columns!(), " FROM users ORDER BY username"))?
                 .query_map([], UserRow::read)?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
@@ -166,8 +170,15 @@ pub(crate) struct SessionRow {
     ended_at: Option<i64>,
 }
 
-pub(crate) const SESSION_COLUMNS: &str =
-    "id, token_hash, user_id, auth_time, amr, acr, last_active_at, expires_at, ended_at";
+/// The `sso_sessions` columns [`SessionRow::read`] reads, in order.
+macro_rules! session_columns {
+    () => {
+        "id, token_hash, user_id, auth_time, amr, acr, last_active_at, expires_at, ended_at"
+    };
+}
+
+/// A session by id (also read by `find_with_context`).
+pub(crate) const SESSION_BY_ID: &str = concat!("SELECT ", session_columns!(), " FROM sso_sessions WHERE id = ?1");
 
 impl SessionRow {
     pub(crate) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
@@ -231,7 +242,7 @@ impl SessionRepository for SqliteStorage {
     async fn lookup(&self, session_id: &str) -> Result<Option<SsoSession>, RepositoryError> {
         let id = session_id.to_owned();
         self.read(move |conn| {
-            conn.prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sso_sessions WHERE id = ?1"))?
+            conn.prepare_cached(SESSION_BY_ID)?
                 .query_row([id], SessionRow::read)
                 .optional()
         })
@@ -244,8 +255,10 @@ impl SessionRepository for SqliteStorage {
     async fn find_by_token_hash(&self, token_hash: &TokenHash) -> Result<Option<SsoSession>, RepositoryError> {
         let hash = token_hash.0;
         self.read(move |conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {SESSION_COLUMNS} FROM sso_sessions WHERE token_hash = ?1"
+            conn.prepare_cached(concat!(
+                "SELECT ",
+                session_columns!(),
+                " FROM sso_sessions WHERE token_hash = ?1"
             ))?
             .query_row([hash], SessionRow::read)
             .optional()

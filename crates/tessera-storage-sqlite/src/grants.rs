@@ -165,10 +165,13 @@ impl AuthorizationCodeRepository for SqliteStorage {
     }
 }
 
-/// A `grants` row as read, before its kind is decoded.
-pub(crate) const GRANT_COLUMNS: &str = "id, user_id, client_id, scope, kind, session_id, created_at, last_used_at, \
-                                         expires_at, revoked_at, revocation_reason";
+/// A grant by id, its columns in the order [`GrantRow::read`] reads them (also read by
+/// `find_with_context`).
+pub(crate) const GRANT_BY_ID: &str = "SELECT id, user_id, client_id, scope, kind, session_id, created_at, last_used_at,
+                                             expires_at, revoked_at, revocation_reason
+                                      FROM grants WHERE id = ?1";
 
+/// A `grants` row as read, before its kind is decoded.
 pub(crate) struct GrantRow {
     id: String,
     pub(crate) user_id: String,
@@ -250,7 +253,7 @@ impl GrantRepository for SqliteStorage {
     async fn lookup(&self, grant_id: &str) -> Result<Option<Grant>, RepositoryError> {
         let id = grant_id.to_owned();
         self.read(move |conn| {
-            conn.prepare_cached(&format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = ?1"))?
+            conn.prepare_cached(GRANT_BY_ID)?
                 .query_row([id], GrantRow::read)
                 .optional()
         })

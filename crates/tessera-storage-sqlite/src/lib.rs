@@ -436,10 +436,12 @@ mod tests {
              INSERT INTO users (id, username, claims, is_disabled, created_at, updated_at)
                  VALUES ('u', 'unknown-claim', '{\"shoe_size\":42}', 0, 0, 0);
              INSERT INTO grants (id, user_id, client_id, scope, kind, created_at, last_used_at)
-                 VALUES ('g', 'u', 'c', '', 'forever', 0, 0);
+                 VALUES ('g', 'u', 'c', '', 'forever', 0, 0), ('g-ok', 'u', 'c', '', 'offline', 0, 0);
              INSERT INTO refresh_tokens (hash, grant_id, parent_hash, client_id, issued_at, expires_at, use_count)
                  VALUES (zeroblob(32), 'g-parent', x'02', 'c', 0, 0, 0),
-                        (x'0101010101010101010101010101010101010101010101010101010101010101', 'g-count', NULL, 'c', 0, 0, -1);",
+                        (x'0101010101010101010101010101010101010101010101010101010101010101', 'g-count', NULL, 'c', 0, 0, -1),
+                        (x'0202020202020202020202020202020202020202020202020202020202020202', 'g', NULL, 'c', 0, 0, 0),
+                        (x'0303030303030303030303030303030303030303030303030303030303030303', 'g-ok', NULL, 'c', 0, 0, 0);",
         )?;
         let cases: [(&str, &str); 2] = [("bad-json", "settings"), ("bad-hash", "secret_hash")];
         for (id, expected_column) in cases {
@@ -482,6 +484,36 @@ mod tests {
             matches!(&grant, Err(RepositoryError::Inconsistent { table: "grants", column: "kind", id }) if id == "g"),
             "{grant:?}"
         );
+        // The refresh context decodes with the same rules: any undecodable row fails the read.
+        for (hash, expected_table, expected_column, expected_id) in [
+            (TokenHash([1; 32]), "refresh_tokens", "use_count", "g-count"),
+            (TokenHash([2; 32]), "grants", "kind", "g"),
+            (TokenHash([3; 32]), "users", "claims", "u"),
+        ] {
+            let result = storage.refresh_tokens().find_with_context(&hash).await;
+            assert!(
+                matches!(&result, Err(RepositoryError::Inconsistent { table, column, id })
+                    if *table == expected_table && *column == expected_column && id == expected_id),
+                "{expected_table}.{expected_column}: {result:?}"
+            );
+        }
+        // A row SQLite cannot even convert fails inside the read transaction, which must still end.
+        raw.execute_batch(
+            "INSERT INTO refresh_tokens (hash, grant_id, client_id, issued_at, expires_at, use_count)
+                 VALUES (x'0404040404040404040404040404040404040404040404040404040404040404',
+                         'g-ok', 'c', 'soon', 0, 0)",
+        )?;
+        let result = storage.refresh_tokens().find_with_context(&TokenHash([4; 32])).await;
+        assert!(matches!(result, Err(RepositoryError::Backend(_))), "{result:?}");
+        // Every failed read ended its transaction: the connection it used (back on top of the pool)
+        // sees a later write, and can begin a new read transaction.
+        raw.execute_batch(
+            "INSERT INTO users (id, username, claims, is_disabled, created_at, updated_at)
+                 VALUES ('later', 'later', '{}', 0, 0, 0)",
+        )?;
+        assert!(storage.users().lookup("later").await?.is_some(), "a stale snapshot");
+        let missing = storage.refresh_tokens().find_with_context(&TokenHash([9; 32])).await?;
+        assert!(missing.is_none());
         Ok(())
     }
 

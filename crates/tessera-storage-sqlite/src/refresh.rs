@@ -6,12 +6,14 @@ use tessera_core::refresh::RefreshToken;
 use tessera_core::{Timestamp, TokenHash};
 use tessera_storage::{RefreshContext, RefreshTokenRepository, RepositoryError, Rotation};
 
-use crate::accounts::{SessionRow, UserRow, SESSION_COLUMNS, USER_COLUMNS};
+use crate::accounts::{SessionRow, UserRow, SESSION_BY_ID, USER_BY_ID};
 use crate::error::{decode_hash, inconsistent, map_err};
-use crate::grants::{GrantRow, GRANT_COLUMNS};
+use crate::grants::{GrantRow, GRANT_BY_ID};
 use crate::SqliteStorage;
 
-const TOKEN_COLUMNS: &str = "hash, grant_id, parent_hash, client_id, issued_at, expires_at, use_count, spent_at";
+/// A token by hash, its columns in the order [`TokenRow::read`] reads them.
+const TOKEN_BY_HASH: &str = "SELECT hash, grant_id, parent_hash, client_id, issued_at, expires_at, use_count, spent_at
+                             FROM refresh_tokens WHERE hash = ?1";
 
 /// A `refresh_tokens` row as read, before its hashes and count are decoded.
 struct TokenRow {
@@ -119,26 +121,26 @@ type ContextRows = (TokenRow, Option<GrantRow>, Option<SessionRow>, Option<UserR
 
 fn context_rows(conn: &Connection, hash: [u8; 32]) -> rusqlite::Result<Option<ContextRows>> {
     let Some(token) = conn
-        .prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE hash = ?1"))?
+        .prepare_cached(TOKEN_BY_HASH)?
         .query_row([hash], TokenRow::read)
         .optional()?
     else {
         return Ok(None);
     };
     let grant = conn
-        .prepare_cached(&format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = ?1"))?
+        .prepare_cached(GRANT_BY_ID)?
         .query_row([&token.grant_id], GrantRow::read)
         .optional()?;
     let (mut session, mut user) = (None, None);
     if let Some(grant) = &grant {
         if let Some(session_id) = &grant.session_id {
             session = conn
-                .prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sso_sessions WHERE id = ?1"))?
+                .prepare_cached(SESSION_BY_ID)?
                 .query_row([session_id], SessionRow::read)
                 .optional()?;
         }
         user = conn
-            .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?
+            .prepare_cached(USER_BY_ID)?
             .query_row([&grant.user_id], UserRow::read)
             .optional()?;
     }
@@ -161,7 +163,7 @@ impl RefreshTokenRepository for SqliteStorage {
     async fn find_by_hash(&self, hash: &TokenHash) -> Result<Option<RefreshToken>, RepositoryError> {
         let hash = hash.0;
         self.read(move |conn| {
-            conn.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE hash = ?1"))?
+            conn.prepare_cached(TOKEN_BY_HASH)?
                 .query_row([hash], TokenRow::read)
                 .optional()
         })
