@@ -7,11 +7,11 @@ use tessera_core::{SsoSession, Timestamp, TokenHash, User};
 use tessera_storage::{ConsentRepository, RepositoryError, SessionRepository, UserRepository};
 use tokio_postgres::Row;
 
+use crate::columns::{count, session_columns, user_columns};
 use crate::error::{column, decode_hash, decode_json, encode_json};
 use crate::PostgresStorage;
 
-/// Decodes a user from the 8 columns of `row` starting at `at`: `id, username, password_hash, claims,
-/// is_disabled, password_changed_at, created_at, updated_at`.
+/// Decodes a user from the columns of `row` starting at `at`, in the order of `user_columns!`.
 pub(crate) fn decode_user(row: &Row, at: usize) -> Result<User, RepositoryError> {
     let id: String = column(row, at)?;
     let claims: String = column(row, at + 3)?;
@@ -54,9 +54,7 @@ impl UserRepository for PostgresStorage {
     #[tracing::instrument(name = "db.users.lookup", skip_all)]
     async fn lookup(&self, user_id: &str) -> Result<Option<User>, RepositoryError> {
         self.query_opt(
-            "SELECT id, username, password_hash, claims, is_disabled, password_changed_at, created_at,
-                    updated_at
-             FROM users WHERE id = $1",
+            concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"),
             &[&user_id],
         )
         .await?
@@ -68,9 +66,7 @@ impl UserRepository for PostgresStorage {
     #[tracing::instrument(name = "db.users.find_by_username", skip_all)]
     async fn find_by_username(&self, username: &str) -> Result<Option<User>, RepositoryError> {
         self.query_opt(
-            "SELECT id, username, password_hash, claims, is_disabled, password_changed_at, created_at,
-                    updated_at
-             FROM users WHERE username = $1",
+            concat!("SELECT ", user_columns!(), " FROM users WHERE username = $1"),
             &[&username],
         )
         .await?
@@ -83,9 +79,11 @@ impl UserRepository for PostgresStorage {
     async fn list(&self) -> Result<Vec<User>, RepositoryError> {
         // Byte order whatever the database's collation, like SQLite's BINARY.
         self.query(
-            "SELECT id, username, password_hash, claims, is_disabled, password_changed_at, created_at,
-                    updated_at
-             FROM users ORDER BY username COLLATE \"C\"",
+            concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users ORDER BY username COLLATE \"C\""
+            ),
             &[],
         )
         .await?
@@ -123,11 +121,11 @@ impl UserRepository for PostgresStorage {
     }
 }
 
-/// The columns [`decode_session`] reads, in order.
-pub(crate) const SESSION_COLUMNS: usize = 9;
+/// The columns [`decode_session`] reads.
+pub(crate) const SESSION_COLUMNS: usize = count(session_columns!());
 
-/// Decodes a session from the [`SESSION_COLUMNS`] columns of `row` starting at `at`: `id, token_hash, user_id,
-/// auth_time, amr, acr, last_active_at, expires_at, ended_at`.
+/// Decodes a session from the [`SESSION_COLUMNS`] columns of `row` starting at `at`, in the order
+/// of `session_columns!`.
 pub(crate) fn decode_session(row: &Row, at: usize) -> Result<SsoSession, RepositoryError> {
     let id: String = column(row, at)?;
     let amr: String = column(row, at + 4)?;
@@ -172,8 +170,7 @@ impl SessionRepository for PostgresStorage {
     #[tracing::instrument(name = "db.sso_sessions.lookup", skip_all)]
     async fn lookup(&self, session_id: &str) -> Result<Option<SsoSession>, RepositoryError> {
         self.query_opt(
-            "SELECT id, token_hash, user_id, auth_time, amr, acr, last_active_at, expires_at, ended_at
-             FROM sso_sessions WHERE id = $1",
+            concat!("SELECT ", session_columns!(), " FROM sso_sessions WHERE id = $1"),
             &[&session_id],
         )
         .await?
@@ -185,8 +182,11 @@ impl SessionRepository for PostgresStorage {
     #[tracing::instrument(name = "db.sso_sessions.find_by_token_hash", skip_all)]
     async fn find_by_token_hash(&self, token_hash: &TokenHash) -> Result<Option<SsoSession>, RepositoryError> {
         self.query_opt(
-            "SELECT id, token_hash, user_id, auth_time, amr, acr, last_active_at, expires_at, ended_at
-             FROM sso_sessions WHERE token_hash = $1",
+            concat!(
+                "SELECT ",
+                session_columns!(),
+                " FROM sso_sessions WHERE token_hash = $1"
+            ),
             &[&&token_hash.0[..]],
         )
         .await?

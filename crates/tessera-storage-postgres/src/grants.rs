@@ -5,6 +5,7 @@ use tessera_core::{AuthorizationCode, Grant, GrantKind, Timestamp, TokenHash};
 use tessera_storage::{AuthorizationCodeRepository, GrantRepository, RepositoryError};
 use tokio_postgres::Row;
 
+use crate::columns::{count, grant_columns};
 use crate::error::{column, decode_hash, decode_json, encode_json, inconsistent};
 use crate::PostgresStorage;
 
@@ -111,12 +112,11 @@ impl AuthorizationCodeRepository for PostgresStorage {
     }
 }
 
-/// The columns [`decode_grant`] reads, in order.
-pub(crate) const GRANT_COLUMNS: usize = 11;
+/// The columns [`decode_grant`] reads.
+pub(crate) const GRANT_COLUMNS: usize = count(grant_columns!());
 
-/// Decodes a grant from the [`GRANT_COLUMNS`] columns of `row` starting at `at`: `id, user_id,
-/// client_id, scope, kind, session_id, created_at, last_used_at, expires_at, revoked_at,
-/// revocation_reason`.
+/// Decodes a grant from the [`GRANT_COLUMNS`] columns of `row` starting at `at`, in the order of
+/// `grant_columns!`.
 pub(crate) fn decode_grant(row: &Row, at: usize) -> Result<Grant, RepositoryError> {
     let id: String = column(row, at)?;
     let kind: String = column(row, at + 4)?;
@@ -164,9 +164,7 @@ impl GrantRepository for PostgresStorage {
     #[tracing::instrument(name = "db.grants.lookup", skip_all)]
     async fn lookup(&self, grant_id: &str) -> Result<Option<Grant>, RepositoryError> {
         self.query_opt(
-            "SELECT id, user_id, client_id, scope, kind, session_id, created_at, last_used_at,
-                    expires_at, revoked_at, revocation_reason
-             FROM grants WHERE id = $1",
+            concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = $1"),
             &[&grant_id],
         )
         .await?
@@ -289,9 +287,11 @@ impl GrantRepository for PostgresStorage {
     #[tracing::instrument(name = "db.grants.list_by_user", skip_all)]
     async fn list_by_user(&self, user_id: &str) -> Result<Vec<Grant>, RepositoryError> {
         self.query(
-            "SELECT id, user_id, client_id, scope, kind, session_id, created_at, last_used_at,
-                    expires_at, revoked_at, revocation_reason
-             FROM grants WHERE user_id = $1 ORDER BY created_at DESC, id COLLATE \"C\" DESC",
+            concat!(
+                "SELECT ",
+                grant_columns!(),
+                " FROM grants WHERE user_id = $1 ORDER BY created_at DESC, id COLLATE \"C\" DESC"
+            ),
             &[&user_id],
         )
         .await?

@@ -39,6 +39,7 @@
 #![deny(missing_docs)]
 
 mod accounts;
+mod columns;
 mod error;
 mod grants;
 mod refresh;

@@ -8,6 +8,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use crate::accounts::{decode_session, decode_user, SESSION_COLUMNS};
+use crate::columns::{count, grant_columns, session_columns, token_columns, user_columns};
 use crate::error::{column, decode_hash, inconsistent};
 use crate::grants::{decode_grant, GRANT_COLUMNS};
 use crate::PostgresStorage;
@@ -16,30 +17,32 @@ const INSERT: &str = "INSERT INTO refresh_tokens (hash, grant_id, parent_hash, c
                                                   expires_at, use_count, spent_at)
                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
-/// The columns [`decode_token`] reads, in order.
-const TOKEN_COLUMNS: usize = 8;
+/// The columns [`decode_token`] reads.
+const TOKEN_COLUMNS: usize = count(token_columns!());
 /// Where [`FIND_WITH_CONTEXT`]'s grant, session and user columns start.
 const GRANT_AT: usize = TOKEN_COLUMNS;
 const SESSION_AT: usize = GRANT_AT + GRANT_COLUMNS;
 const USER_AT: usize = SESSION_AT + SESSION_COLUMNS;
 
-/// The token and its context in one statement, so one snapshot: each table's columns in the order
-/// its decoder reads them, at [`GRANT_AT`], [`SESSION_AT`] and [`USER_AT`]. A row the LEFT JOIN
-/// did not find has a NULL `id`; a missing grant has no session or user either.
-const FIND_WITH_CONTEXT: &str = "
-    SELECT t.hash, t.grant_id, t.parent_hash, t.client_id, t.issued_at, t.expires_at, t.use_count,
-           t.spent_at,
-           g.id, g.user_id, g.client_id, g.scope, g.kind, g.session_id, g.created_at, g.last_used_at,
-           g.expires_at, g.revoked_at, g.revocation_reason,
-           s.id, s.token_hash, s.user_id, s.auth_time, s.amr, s.acr, s.last_active_at, s.expires_at,
-           s.ended_at,
-           u.id, u.username, u.password_hash, u.claims, u.is_disabled, u.password_changed_at,
-           u.created_at, u.updated_at
-    FROM refresh_tokens t
-    LEFT JOIN grants g ON g.id = t.grant_id
-    LEFT JOIN sso_sessions s ON s.id = g.session_id
-    LEFT JOIN users u ON u.id = g.user_id
-    WHERE t.hash = $1";
+/// The token and its context in one statement, so one snapshot: each table's columns (the same
+/// lists the single-table lookups use) in the order its decoder reads them, at [`GRANT_AT`],
+/// [`SESSION_AT`] and [`USER_AT`]. A row the LEFT JOIN did not find has a NULL `id`; a missing
+/// grant has no session or user either.
+const FIND_WITH_CONTEXT: &str = concat!(
+    "SELECT t.*, g.*, s.*, u.*
+     FROM (SELECT ",
+    token_columns!(),
+    " FROM refresh_tokens WHERE hash = $1) t
+     LEFT JOIN LATERAL (SELECT ",
+    grant_columns!(),
+    " FROM grants WHERE id = t.grant_id) g ON TRUE
+     LEFT JOIN LATERAL (SELECT ",
+    session_columns!(),
+    " FROM sso_sessions WHERE id = g.session_id) s ON TRUE
+     LEFT JOIN LATERAL (SELECT ",
+    user_columns!(),
+    " FROM users WHERE id = g.user_id) u ON TRUE"
+);
 
 /// [`RefreshTokenRepository::rotate`] as one statement (autocommit, READ COMMITTED), so one round
 /// trip. Parameters: $1 the presented hash, $2 the expected use count (NULL for a sibling),
@@ -172,8 +175,7 @@ impl RefreshTokenRepository for PostgresStorage {
     #[tracing::instrument(name = "db.refresh_tokens.find_by_hash", skip_all)]
     async fn find_by_hash(&self, hash: &TokenHash) -> Result<Option<RefreshToken>, RepositoryError> {
         self.query_opt(
-            "SELECT hash, grant_id, parent_hash, client_id, issued_at, expires_at, use_count, spent_at
-             FROM refresh_tokens WHERE hash = $1",
+            concat!("SELECT ", token_columns!(), " FROM refresh_tokens WHERE hash = $1"),
             &[&&hash.0[..]],
         )
         .await?
