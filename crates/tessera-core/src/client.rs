@@ -193,6 +193,10 @@ pub struct ClientSettings {
     /// Where RP-initiated logout may send the browser afterwards, matched exactly.
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
+    /// Whether the client may introspect access tokens issued to other clients (RFC 7662): set
+    /// for resource servers. Any authenticated client may introspect its own tokens. Default false.
+    #[serde(default)]
+    pub introspection: bool,
 }
 
 fn default_true() -> bool {
@@ -222,6 +226,7 @@ impl Default for ClientSettings {
             allow_plain_pkce: false,
             require_consent: false,
             post_logout_redirect_uris: Vec::new(),
+            introspection: false,
         }
     }
 }

@@ -73,6 +73,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "refresh_tokens",
         include_str!("../migrations/0003_refresh_tokens.sql"),
     ),
+    (
+        4,
+        "revoked_access_tokens",
+        include_str!("../migrations/0004_revoked_access_tokens.sql"),
+    ),
 ];
 
 /// The advisory lock serialising migrations across nodes ("tessera" in ASCII).

@@ -10,7 +10,7 @@ use tessera_storage::{
 use tessera_types::JwsAlgorithm;
 use tokio_postgres::Row;
 
-use crate::error::{decode_hash, decode_json, encode_json, inconsistent, map_pg};
+use crate::error::{column, decode_hash, decode_json, encode_json, inconsistent, map_pg};
 use crate::PostgresStorage;
 
 /// Expired `jti` rows deleted, at most, by each `register_jti`.
@@ -275,14 +275,66 @@ impl AccessTokenRepository for PostgresStorage {
         .transpose()
     }
 
-    #[tracing::instrument(name = "db.access_tokens.cleanup_expired", skip_all)]
-    async fn cleanup_expired(&self, now: Timestamp, limit: u32) -> Result<u64, RepositoryError> {
+    #[tracing::instrument(name = "db.access_tokens.remove", skip_all)]
+    async fn remove(&self, hash: &TokenHash) -> Result<bool, RepositoryError> {
+        self.execute("DELETE FROM access_tokens WHERE hash = $1", &[&&hash.0[..]])
+            .await
+            .map(|deleted| deleted == 1)
+    }
+
+    #[tracing::instrument(name = "db.revoked_access_tokens.revoke", skip_all)]
+    async fn revoke_jwt(
+        &self,
+        jti: &str,
+        client_id: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), RepositoryError> {
+        // Revoking again (on any node) changes nothing: the first revocation (and its time) stands.
         self.execute(
-            "DELETE FROM access_tokens WHERE hash IN (
-                 SELECT hash FROM access_tokens WHERE expires_at < $1
-                 LIMIT $2 FOR UPDATE SKIP LOCKED)",
-            &[&now.0, &i64::from(limit)],
+            "INSERT INTO revoked_access_tokens (jti, client_id, expires_at, revoked_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (jti) DO NOTHING",
+            &[&jti, &client_id, &expires_at.0, &now.0],
         )
         .await
+        .map(|_| ())
+    }
+
+    #[tracing::instrument(name = "db.revoked_access_tokens.is_revoked", skip_all)]
+    async fn is_jwt_revoked(&self, jti: &str) -> Result<bool, RepositoryError> {
+        let row = self
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)",
+                &[&jti],
+            )
+            .await?;
+        column(&row, 0)
+    }
+
+    #[tracing::instrument(name = "db.access_tokens.cleanup_expired", skip_all)]
+    async fn cleanup_expired(&self, now: Timestamp, limit: u32) -> Result<u64, RepositoryError> {
+        // Two disjoint sets, each walked through its expiry index, `limit` rows in all: expired
+        // opaque tokens first, then revoked jtis whose token has expired (the second LIMIT reads
+        // what the first DELETE returned). SKIP LOCKED: rows another node's cleanup holds wait
+        // for the next batch.
+        let row = self
+            .query_one(
+                "WITH tokens AS (
+                     DELETE FROM access_tokens WHERE hash IN (
+                         SELECT hash FROM access_tokens WHERE expires_at < $1
+                         LIMIT $2 FOR UPDATE SKIP LOCKED)
+                     RETURNING 1),
+                 revoked AS (
+                     DELETE FROM revoked_access_tokens WHERE jti IN (
+                         SELECT jti FROM revoked_access_tokens WHERE expires_at < $1
+                         LIMIT $2 - (SELECT COUNT(*) FROM tokens) FOR UPDATE SKIP LOCKED)
+                     RETURNING 1)
+                 SELECT (SELECT COUNT(*) FROM tokens) + (SELECT COUNT(*) FROM revoked)",
+                &[&now.0, &i64::from(limit)],
+            )
+            .await?;
+        let deleted: i64 = column(&row, 0)?;
+        Ok(u64::try_from(deleted).unwrap_or(0))
     }
 }

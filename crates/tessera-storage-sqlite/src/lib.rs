@@ -88,6 +88,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "refresh_tokens",
         include_str!("../migrations/0003_refresh_tokens.sql"),
     ),
+    (
+        4,
+        "revoked_access_tokens",
+        include_str!("../migrations/0004_revoked_access_tokens.sql"),
+    ),
 ];
 
 /// Tuning for [`SqliteStorage`].
@@ -408,7 +413,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("t.db");
         let storage = SqliteStorage::open(&path, SqliteOptions::default())?;
-        assert_eq!(storage.migrate().await?, vec![1, 2, 3]);
+        assert_eq!(storage.migrate().await?, vec![1, 2, 3, 4]);
         let raw = Connection::open(&path)?;
         raw.busy_timeout(Duration::from_secs(5))?;
         Ok((dir, storage, raw))

@@ -426,7 +426,7 @@ pub struct AccessTokenRecord {
     pub expires_at: Timestamp,
 }
 
-/// Opaque (reference) access tokens.
+/// Opaque (reference) access tokens, and the revoked `jti`s of JWT access tokens (RFC 7009).
 #[async_trait]
 pub trait AccessTokenRepository: Send + Sync {
     /// Stores an issued opaque access token.
@@ -441,7 +441,38 @@ pub trait AccessTokenRepository: Send + Sync {
     /// Backend errors.
     async fn find_by_hash(&self, hash: &TokenHash) -> Result<Option<AccessTokenRecord>, RepositoryError>;
 
-    /// Deletes up to `limit` tokens that expired before `now`; returns how many.
+    /// Deletes the opaque token with this hash (revocation). Returns `false` when there is no
+    /// such token.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn remove(&self, hash: &TokenHash) -> Result<bool, RepositoryError>;
+
+    /// Records that the JWT access token with this `jti`, issued to `client_id` and expiring at
+    /// `expires_at`, is revoked (`revoked_at = now`); the record is kept until the token expires
+    /// ([`Self::cleanup_expired`]). Idempotent: revoking a `jti` again succeeds and changes
+    /// nothing (the first `revoked_at` stays).
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn revoke_jwt(
+        &self,
+        jti: &str,
+        client_id: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), RepositoryError>;
+
+    /// Whether the JWT access token with this `jti` has been revoked (and the record not yet
+    /// cleaned up, which happens only after the token expired).
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn is_jwt_revoked(&self, jti: &str) -> Result<bool, RepositoryError>;
+
+    /// Deletes opaque tokens that expired before `now` and revoked-`jti` records whose token
+    /// expired before `now`: two disjoint sets, up to `limit` rows in all per call (opaque
+    /// tokens first). Returns how many rows were deleted.
     ///
     /// # Errors
     /// Backend errors.

@@ -36,6 +36,9 @@ pub async fn run_all(storage: &dyn Storage) {
     jti_fresh_replay_and_expiry(storage).await;
     jti_concurrent_registration(storage).await;
     access_tokens_add_find_cleanup(storage).await;
+    access_tokens_remove(storage).await;
+    jwt_revocation(storage).await;
+    access_tokens_cleanup_revoked_jtis(storage).await;
     users_crud(storage).await;
     user_claims_round_trip(storage).await;
     sessions_lifecycle(storage).await;
@@ -185,6 +188,7 @@ pub async fn client_settings_round_trip(storage: &dyn Storage) {
             allow_plain_pkce: true,
             require_consent: true,
             post_logout_redirect_uris: vec!["https://client.example/bye".into(), "app://logged-out".into()],
+            introspection: true,
         },
         created_at: NOW,
         updated_at: NOW.plus(1),
@@ -414,6 +418,147 @@ pub async fn access_tokens_add_find_cleanup(storage: &dyn Storage) {
     check_eq(storage, "cleanup_expired with limit 2 of 3 expired", first, 2);
     let second = ok(storage, "cleanup_expired", repo.cleanup_expired(NOW, 2).await);
     check_eq(storage, "cleanup_expired of the last expired token", second, 1);
+}
+
+/// `remove` deletes one opaque token by hash (`true`), then finds nothing (`false`); other
+/// tokens are untouched, and an unknown hash is `false`.
+pub async fn access_tokens_remove(storage: &dyn Storage) {
+    let repo = storage.access_tokens();
+    let doomed = token("revoked", NOW.0, NOW.0 + 3600, Some("user-7"), vec![]);
+    let kept = token("kept", NOW.0, NOW.0 + 3600, Some("user-7"), vec![]);
+    for t in [&doomed, &kept] {
+        ok(storage, "add access token", repo.add(t).await);
+    }
+    check(
+        storage,
+        ok(storage, "remove access token", repo.remove(&doomed.hash).await),
+        "removing a stored access token must return true",
+    );
+    let found = ok(storage, "find_by_hash", repo.find_by_hash(&doomed.hash).await);
+    check_eq(storage, "removed access token", found, None);
+    check(
+        storage,
+        !ok(storage, "remove access token again", repo.remove(&doomed.hash).await),
+        "removing an access token twice must return false the second time",
+    );
+    let found = ok(storage, "find_by_hash", repo.find_by_hash(&kept.hash).await);
+    check_eq(
+        storage,
+        "other access token after a removal",
+        found.as_ref(),
+        Some(&kept),
+    );
+    let unknown = TokenHash::of(&unique("no-token"));
+    check(
+        storage,
+        !ok(storage, "remove unknown access token", repo.remove(&unknown).await),
+        "removing an unknown access token must return false",
+    );
+}
+
+/// JWT revocation: an unknown `jti` is not revoked; after `revoke_jwt` it is; revoking it again
+/// succeeds; other `jti`s are unaffected.
+pub async fn jwt_revocation(storage: &dyn Storage) {
+    let repo = storage.access_tokens();
+    let jti = unique("jwt");
+    let other = unique("jwt-other");
+    let revoked = ok(storage, "is_jwt_revoked", repo.is_jwt_revoked(&jti).await);
+    check(storage, !revoked, "an unknown jti must not be revoked");
+
+    ok(
+        storage,
+        "revoke_jwt",
+        repo.revoke_jwt(&jti, "jwt-client", NOW.plus(3600), NOW).await,
+    );
+    let revoked = ok(storage, "is_jwt_revoked", repo.is_jwt_revoked(&jti).await);
+    check(storage, revoked, "a revoked jti must be revoked");
+
+    ok(
+        storage,
+        "revoke_jwt twice",
+        repo.revoke_jwt(&jti, "jwt-client", NOW.plus(3600), NOW.plus(5)).await,
+    );
+    let revoked = ok(storage, "is_jwt_revoked", repo.is_jwt_revoked(&jti).await);
+    check(storage, revoked, "a jti revoked twice must stay revoked");
+
+    let revoked = ok(storage, "is_jwt_revoked", repo.is_jwt_revoked(&other).await);
+    check(storage, !revoked, "revoking one jti must not revoke another");
+}
+
+/// `cleanup_expired` also deletes revoked `jti`s whose token expired before `now` (counted with
+/// the opaque tokens, `limit` rows in all), and keeps the others; a repeated revocation does not
+/// replace the first record.
+pub async fn access_tokens_cleanup_revoked_jtis(storage: &dyn Storage) {
+    let repo = storage.access_tokens();
+    let revoke = |jti: String, expires_at: i64| async move {
+        let result = repo
+            .revoke_jwt(&jti, "jwt-client", Timestamp(expires_at), Timestamp(NOW.0 - 100))
+            .await;
+        ok(storage, "revoke_jwt", result);
+        jti
+    };
+    let expired = revoke(unique("jwt-expired"), NOW.0 - 1).await;
+    let expiring_now = revoke(unique("jwt-now"), NOW.0).await;
+    let live = revoke(unique("jwt-live"), NOW.0 + 3600).await;
+    // Revoked again with an (impossible) earlier expiry: the first record stands, so it is kept.
+    let repeated = revoke(unique("jwt-repeated"), NOW.0 + 3600).await;
+    revoke(repeated.clone(), NOW.0 - 1).await;
+    let expired_token = token("expired", NOW.0 - 3600, NOW.0 - 1, None, vec![]);
+    ok(storage, "add access token", repo.add(&expired_token).await);
+
+    let mut removed = 0;
+    loop {
+        let batch = ok(storage, "cleanup_expired", repo.cleanup_expired(NOW, 1000).await);
+        if batch == 0 {
+            break;
+        }
+        removed += batch;
+    }
+    check(
+        storage,
+        removed >= 2,
+        format!("cleanup_expired must delete the expired token and the expired revoked jti (deleted {removed})"),
+    );
+    let found = ok(storage, "find_by_hash", repo.find_by_hash(&expired_token.hash).await);
+    check_eq(storage, "expired token after cleanup", found, None);
+    let revoked = ok(storage, "is_jwt_revoked", repo.is_jwt_revoked(&expired).await);
+    check(
+        storage,
+        !revoked,
+        "an expired revoked jti must be deleted by cleanup_expired",
+    );
+    for (what, jti) in [
+        ("a revoked jti expiring exactly now", &expiring_now),
+        ("a live revoked jti", &live),
+        ("a jti revoked twice (the first expiry stands)", &repeated),
+    ] {
+        let revoked = ok(storage, "is_jwt_revoked", repo.is_jwt_revoked(jti).await);
+        check(storage, revoked, format!("{what} must survive cleanup_expired"));
+    }
+
+    // The limit spans both kinds: 1 expired opaque token and 2 expired revoked jtis.
+    let old = token("old", NOW.0 - 100, NOW.0 - 50, None, vec![]);
+    ok(storage, "add expired access token", repo.add(&old).await);
+    let old_jtis = [
+        revoke(unique("jwt-old"), NOW.0 - 50).await,
+        revoke(unique("jwt-old"), NOW.0 - 50).await,
+    ];
+    let first = ok(storage, "cleanup_expired", repo.cleanup_expired(NOW, 2).await);
+    check_eq(storage, "cleanup_expired with limit 2 of 3 deletable rows", first, 2);
+    let second = ok(storage, "cleanup_expired", repo.cleanup_expired(NOW, 2).await);
+    check_eq(storage, "cleanup_expired of the last deletable row", second, 1);
+    let third = ok(storage, "cleanup_expired", repo.cleanup_expired(NOW, 2).await);
+    check_eq(storage, "cleanup_expired with nothing left", third, 0);
+    let found = ok(storage, "find_by_hash", repo.find_by_hash(&old.hash).await);
+    check_eq(storage, "expired token after cleanup", found, None);
+    for jti in &old_jtis {
+        let revoked = ok(storage, "is_jwt_revoked", repo.is_jwt_revoked(jti).await);
+        check(
+            storage,
+            !revoked,
+            "an expired revoked jti must be deleted by cleanup_expired",
+        );
+    }
 }
 
 /// Users: add (a taken id or username is a conflict), lookup, exact `find_by_username`, list by
