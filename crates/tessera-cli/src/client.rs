@@ -96,6 +96,10 @@ pub struct SettingsArgs {
     /// JWK Set URL for private_key_jwt.
     #[arg(long)]
     jwks_uri: Option<String>,
+    /// Whether the client may introspect access tokens issued to other clients (a resource
+    /// server): true or false [create default: false].
+    #[arg(long)]
+    introspection: Option<bool>,
     /// On update: replace every list option (grant types, scopes, audiences, redirect URIs) with
     /// what is given, clearing those not given.
     #[arg(long)]
@@ -177,6 +181,9 @@ impl SettingsArgs {
         }
         if let Some(lifetime) = self.access_token_lifetime {
             base.access_token_lifetime = Some(lifetime);
+        }
+        if let Some(introspection) = self.introspection {
+            base.introspection = introspection;
         }
         if let Some(jwks) = self.jwks {
             let text = match jwks.strip_prefix('@') {

@@ -192,6 +192,9 @@ pub fn validate(settings: &ClientSettings) -> Result<(), ClientError> {
     if settings.client_type == ClientType::Public && settings.grant_types.contains(&GrantType::ClientCredentials) {
         return invalid("client_credentials needs a confidential client (RFC 6749 §4.4)".into());
     }
+    if settings.client_type == ClientType::Public && settings.introspection {
+        return invalid("introspection needs a confidential client (RFC 7662 §2.1)".into());
+    }
     if settings.auth_method == AuthMethod::PrivateKeyJwt {
         match (&settings.jwks, &settings.jwks_uri) {
             (Some(jwks), None) => {

@@ -117,6 +117,16 @@ impl From<RepositoryError> for OAuthError {
     }
 }
 
+/// Marks a response of the token, revocation or introspection endpoint as not to be cached
+/// (RFC 6749 §5.1: `Cache-Control: no-store` and `Pragma: no-cache`).
+#[must_use]
+pub fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = ErrorResponse {
@@ -126,10 +136,8 @@ impl IntoResponse for OAuthError {
                     .map_or_else(|| self.code.default_description().to_owned(), Cow::into_owned),
             ),
         };
-        let mut response = (self.status, axum::Json(body)).into_response();
+        let mut response = no_store((self.status, axum::Json(body)).into_response());
         let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if self.www_authenticate {
             headers.insert(
                 header::WWW_AUTHENTICATE,

@@ -48,6 +48,8 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/jwks", get(endpoints::jwks::get))
         .route("/token", post(endpoints::token::post))
+        .route("/revoke", post(endpoints::revoke::post))
+        .route("/introspect", post(endpoints::introspect::post))
         .route(
             "/authorize",
             get(endpoints::authorize::get).post(endpoints::authorize::post),

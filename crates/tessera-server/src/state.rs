@@ -55,6 +55,10 @@ pub struct Urls {
     pub userinfo_endpoint: String,
     /// `<issuer>/logout`.
     pub end_session_endpoint: String,
+    /// `<issuer>/revoke`.
+    pub revocation_endpoint: String,
+    /// `<issuer>/introspect`.
+    pub introspection_endpoint: String,
 }
 
 impl AppState {
@@ -68,6 +72,8 @@ impl AppState {
             authorization_endpoint: format!("{issuer}/authorize"),
             userinfo_endpoint: format!("{issuer}/userinfo"),
             end_session_endpoint: format!("{issuer}/logout"),
+            revocation_endpoint: format!("{issuer}/revoke"),
+            introspection_endpoint: format!("{issuer}/introspect"),
             issuer,
         };
         let jwks_cache = JwksCache::new(&config.client_auth);

@@ -49,4 +49,12 @@ pub struct ProviderMetadata {
     pub id_token_signing_alg_values_supported: Vec<String>,
     /// RFC 9207: whether the `iss` authorization response parameter is sent.
     pub authorization_response_iss_parameter_supported: bool,
+    /// RFC 8414 §2 / RFC 7009: the revocation endpoint.
+    pub revocation_endpoint: String,
+    /// RFC 8414 §2: client authentication methods at the revocation endpoint.
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 8414 §2 / RFC 7662: the introspection endpoint.
+    pub introspection_endpoint: String,
+    /// RFC 8414 §2: client authentication methods at the introspection endpoint.
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
 }

@@ -93,9 +93,12 @@ fn client_commands_are_scriptable() {
         "write",
         "--token-format",
         "opaque",
+        "--introspection",
+        "true",
     ]);
     assert_eq!(updated["scopes"], serde_json::json!(["read", "write"]));
     assert_eq!(updated["access_token_format"], "opaque");
+    assert_eq!(updated["introspection"], true);
     assert_eq!(
         updated["grant_types"],
         serde_json::json!(["client_credentials"]),
@@ -126,6 +129,10 @@ fn client_commands_are_scriptable() {
     assert_eq!(ids, ["billing", "spa"]);
 
     cli.fails(&["client", "create", "--id", "billing"], "already exists");
+    cli.fails(
+        &["client", "update", "spa", "--introspection", "true"],
+        "introspection needs a confidential client",
+    );
     cli.fails(
         &[
             "client",
@@ -193,7 +200,7 @@ fn key_commands_and_migrate() {
     let migrated = cli.json(&["migrate", "--json"]);
     assert_eq!(
         migrated["applied"],
-        serde_json::json!([1, 2, 3]),
+        serde_json::json!([1, 2, 3, 4]),
         "a fresh database gets every migration"
     );
     let migrated = cli.json(&["migrate", "--json"]);

@@ -79,6 +79,32 @@ async fn metadata_is_complete_and_true() {
         methods,
         ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
     );
+    // Revocation and introspection (RFC 7009, RFC 7662) are advertised at the URLs that answer
+    // them; introspection without client authentication is not offered.
+    assert_eq!(oauth["revocation_endpoint"], server.url("/revoke"));
+    assert_eq!(
+        oauth["revocation_endpoint_auth_methods_supported"],
+        serde_json::json!(methods)
+    );
+    assert_eq!(oauth["introspection_endpoint"], server.url("/introspect"));
+    assert_eq!(
+        oauth["introspection_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
+    );
+    for endpoint in ["revocation_endpoint", "introspection_endpoint"] {
+        let (status, _, body) = server
+            .post_form(
+                oauth[endpoint].as_str().unwrap().trim_start_matches(&server.base),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{endpoint}"
+        );
+    }
     let signing_algs = oauth["token_endpoint_auth_signing_alg_values_supported"].to_string();
     assert!(
         !signing_algs.contains("none") && !signing_algs.contains("HS"),

@@ -311,6 +311,10 @@ async fn no_input_yields_a_server_error() {
         b"grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=a.b.c".to_vec(),
         b"grant_type=client_credentials&client_assertion_type=x&client_assertion=eyJ9.eyJzdWIiOiJzdmMifQ.x".to_vec(),
         "grant_type=client_credentials&scope=\u{1F600}".as_bytes().to_vec(),
+        b"token=%FF%FE".to_vec(),
+        b"token=a.b.c&token_type_hint=access_token".to_vec(),
+        b"token=eyJhbGciOiJub25lIn0.eyJzdWIiOiJzdmMifQ.&token_type_hint=%00".to_vec(),
+        b"token=tsr_rt_x&token=tsr_at_y".to_vec(),
     ];
     let authorizations = [
         None,
@@ -319,12 +323,15 @@ async fn no_input_yields_a_server_error() {
         Some("Bearer x"),
         Some("Basic c3ZjOg=="),
     ];
-    for body in &bodies {
+    for (path, body) in ["/token", "/revoke", "/introspect"]
+        .into_iter()
+        .flat_map(|path| bodies.iter().map(move |body| (path, body)))
+    {
         for authorization in authorizations {
             for with_good_client in [false, true] {
                 let mut request = server
                     .http
-                    .post(server.url("/token"))
+                    .post(server.url(path))
                     .header("content-type", "application/x-www-form-urlencoded")
                     .body(body.clone());
                 if with_good_client {
@@ -335,7 +342,7 @@ async fn no_input_yields_a_server_error() {
                 let (status, _, response) = read(request.send().await.unwrap()).await;
                 assert!(
                     (200..500).contains(&status),
-                    "{status} for {body:?} / {authorization:?}: {response}"
+                    "{status} for {path} {body:?} / {authorization:?}: {response}"
                 );
                 if status != 200 {
                     assert!(response["error"].is_string(), "{response}");
@@ -343,8 +350,10 @@ async fn no_input_yields_a_server_error() {
             }
         }
     }
-    let response = server.http.get(server.url("/token")).send().await.unwrap();
-    assert_eq!(response.status().as_u16(), 405);
+    for path in ["/token", "/revoke", "/introspect"] {
+        let response = server.http.get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 405, "{path}");
+    }
 }
 
 #[tokio::test]

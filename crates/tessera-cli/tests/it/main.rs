@@ -17,5 +17,6 @@ mod operations;
 mod presets;
 mod refresh_properties;
 mod refresh_token;
+mod revocation;
 mod support;
 mod tidy;

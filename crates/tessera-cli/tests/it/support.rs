@@ -140,7 +140,17 @@ impl TestServer {
         basic: Option<(&str, &str)>,
         form: &[(&str, &str)],
     ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
-        let mut request = self.http.post(self.url("/token")).form(form);
+        self.post_form("/token", basic, form).await
+    }
+
+    /// POSTs a form to `path` with optional Basic credentials.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        form: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let mut request = self.http.post(self.url(path)).form(form);
         if let Some((id, secret)) = basic {
             request = request.basic_auth(id, Some(secret));
         }

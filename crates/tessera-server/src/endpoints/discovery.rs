@@ -27,6 +27,7 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
             id_token_algorithms.push(alg.as_str().to_owned());
         }
     }
+    let auth_methods: Vec<String> = AuthMethod::ALL.iter().map(|m| m.as_str().to_owned()).collect();
     ProviderMetadata {
         issuer: state.urls.issuer.clone(),
         authorization_endpoint: Some(state.urls.authorization_endpoint.clone()),
@@ -53,7 +54,7 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
         scopes_supported: ["openid", "profile", "email", "phone", "offline_access"]
             .map(str::to_owned)
             .to_vec(),
-        token_endpoint_auth_methods_supported: AuthMethod::ALL.iter().map(|m| m.as_str().to_owned()).collect(),
+        token_endpoint_auth_methods_supported: auth_methods.clone(),
         token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS
             .iter()
             .map(|a| (*a).to_owned())
@@ -61,6 +62,15 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
         subject_types_supported: vec!["public".into()],
         id_token_signing_alg_values_supported: id_token_algorithms,
         authorization_response_iss_parameter_supported: true,
+        revocation_endpoint: state.urls.revocation_endpoint.clone(),
+        revocation_endpoint_auth_methods_supported: auth_methods.clone(),
+        introspection_endpoint: state.urls.introspection_endpoint.clone(),
+        // Introspection needs an authenticated caller (RFC 7662 §2.1): not `none`.
+        introspection_endpoint_auth_methods_supported: auth_methods
+            .iter()
+            .filter(|m| *m != AuthMethod::None.as_str())
+            .cloned()
+            .collect(),
     }
 }
 

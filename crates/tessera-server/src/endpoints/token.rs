@@ -4,13 +4,12 @@
 //! Tokens are in the response only after whatever must be stored for them has been committed.
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tessera_types::token::{AccessTokenRequest, TokenRequestError};
 
 use crate::endpoints::metrics::GrantTypeLabel;
-use crate::error::OAuthError;
+use crate::error::{no_store, OAuthError};
 use crate::extract::client_auth;
 use crate::extract::form::OAuthForm;
 use crate::grants;
@@ -38,13 +37,7 @@ pub async fn post(State(state): State<AppState>, form: Result<OAuthForm, OAuthEr
     }
     .await;
     let mut response = match result {
-        Ok(token_response) => {
-            let mut response = Json(token_response).into_response();
-            let headers = response.headers_mut();
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-            response
-        }
+        Ok(token_response) => no_store(Json(token_response).into_response()),
         Err(error) => error.into_response(),
     };
     if let Some(label) = grant_label {

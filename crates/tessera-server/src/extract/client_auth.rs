@@ -3,7 +3,7 @@
 //! - `client_secret_basic` and `client_secret_post` (RFC 6749 §2.3.1), secrets compared as SHA-256
 //!   hashes in constant time;
 //! - `private_key_jwt` (RFC 7523 §2.2, §3; OIDC Core §9): signature against the client's JWKS,
-//!   `iss` = `sub` = client_id, `aud` naming the issuer or the token endpoint, a bounded `exp`,
+//!   `iss` = `sub` = client_id, `aud` naming the issuer or the endpoint, a bounded `exp`,
 //!   and a `jti` that may be used once until it expires;
 //! - `none` for public clients.
 //!
@@ -238,8 +238,14 @@ async fn verify_assertion(state: &AppState, client: &Client, assertion: &str) ->
     if string("iss") != Some(client.id.as_str()) || string("sub") != Some(client.id.as_str()) {
         return Err("iss and sub must both be the client_id".into());
     }
-    // RFC 7523 §3 item 3: aud identifies this server (its issuer or its token endpoint).
-    let accepted = [state.urls.issuer.as_str(), state.urls.token_endpoint.as_str()];
+    // RFC 7523 §3 item 3: aud identifies this server (its issuer, or the endpoint the client
+    // authenticates at: token, revocation or introspection).
+    let accepted = [
+        state.urls.issuer.as_str(),
+        state.urls.token_endpoint.as_str(),
+        state.urls.revocation_endpoint.as_str(),
+        state.urls.introspection_endpoint.as_str(),
+    ];
     let names_us = match claims.get("aud") {
         Some(serde_json::Value::String(aud)) => accepted.contains(&aud.as_str()),
         Some(serde_json::Value::Array(auds)) => auds

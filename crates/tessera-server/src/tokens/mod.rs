@@ -1,7 +1,10 @@
 //! Issuing tokens: access tokens in the client's format — a signed JWT (RFC 9068) or an opaque
-//! reference — and ID tokens (OIDC Core §2, §3.1.3.6).
+//! reference — and ID tokens (OIDC Core §2, §3.1.3.6); checking our own access tokens; revoking
+//! (RFC 7009, `revocation`) and describing (RFC 7662, `introspection`) tokens.
 
 pub mod id_token;
+pub mod introspection;
+pub mod revocation;
 
 use rand::RngCore;
 use serde::Serialize;
@@ -158,13 +161,22 @@ pub struct AccessTokenInfo {
     pub client_id: String,
     /// The scope.
     pub scope: tessera_core::Scope,
+    /// Audiences.
+    pub audience: Vec<String>,
+    /// Issue time.
+    pub issued_at: Timestamp,
     /// Expiry.
     pub expires_at: Timestamp,
+    /// The token's id (`jti`).
+    pub jti: String,
+    /// The SSO session (`sid`), when the token says.
+    pub session_id: Option<String>,
 }
 
-/// Checks an access token presented to one of our own endpoints (userinfo): a JWT signed by one of
-/// our published keys with `typ: at+jwt`, our issuer and an `exp` in the future; or an opaque
-/// token we stored that has not expired. The reason for a refusal is returned for the log.
+/// Checks an access token presented to one of our own endpoints (userinfo, introspection): a JWT
+/// signed by one of our published keys with `typ: at+jwt`, our issuer, an `exp` in the future and
+/// a `jti` not revoked (RFC 7009); or an opaque token we stored that has not expired (a revoked
+/// one is deleted). The reason for a refusal is returned for the log.
 ///
 /// # Errors
 /// The reason the token is not acceptable, or a storage failure.
@@ -189,40 +201,71 @@ pub async fn validate_access_token(
             subject: record.subject.unwrap_or_else(|| record.client_id.clone()),
             client_id: record.client_id,
             scope: tessera_core::Scope::from_tokens(record.scope.split(' ').filter(|s| !s.is_empty())),
+            audience: record.audience,
+            issued_at: record.issued_at,
             expires_at: record.expires_at,
+            jti: record.jti,
+            session_id: None,
         }));
     }
-    let (header, claims) = match state.keys.verify(token, now) {
-        Ok(verified) => verified,
+    let claims = match verified_jwt_claims(state, token, now) {
+        Ok(claims) => claims,
         Err(reason) => return Ok(Err(reason)),
     };
-    if header.typ.as_deref() != Some("at+jwt") {
-        return Ok(Err("not an access token (typ is not at+jwt)".into()));
-    }
-    let string = |name: &str| claims.get(name).and_then(serde_json::Value::as_str).map(str::to_owned);
-    let exp = claims.get("exp").and_then(serde_json::Value::as_i64).unwrap_or(0);
-    if string("iss").as_deref() != Some(state.urls.issuer.as_str()) {
-        return Ok(Err("access token from another issuer".into()));
-    }
-    if now.0 >= exp {
+    if now.0 >= claims.expires_at.0 {
         return Ok(Err("access token expired".into()));
     }
-    let (Some(subject), Some(client_id)) = (string("sub"), string("client_id")) else {
-        return Ok(Err("access token lacks sub or client_id".into()));
+    if state.storage.access_tokens().is_jwt_revoked(&claims.jti).await? {
+        return Ok(Err("access token revoked".into()));
+    }
+    Ok(Ok(claims))
+}
+
+/// The claims of a JWT access token signed by one of our keys for our issuer, expired or not
+/// (revocation needs the `exp` of an expired token too). The reason when it is not ours.
+///
+/// # Errors
+/// Why the token is not one of our access tokens.
+pub fn verified_jwt_claims(state: &AppState, token: &str, now: Timestamp) -> Result<AccessTokenInfo, String> {
+    let (header, claims) = state.keys.verify(token, now)?;
+    if header.typ.as_deref() != Some("at+jwt") {
+        return Err("not an access token (typ is not at+jwt)".into());
+    }
+    let string = |name: &str| claims.get(name).and_then(serde_json::Value::as_str).map(str::to_owned);
+    let number = |name: &str| claims.get(name).and_then(serde_json::Value::as_i64);
+    if string("iss").as_deref() != Some(state.urls.issuer.as_str()) {
+        return Err("access token from another issuer".into());
+    }
+    let (Some(subject), Some(client_id), Some(jti), Some(exp)) =
+        (string("sub"), string("client_id"), string("jti"), number("exp"))
+    else {
+        return Err("access token lacks sub, client_id, jti or exp".into());
     };
-    let scope = tessera_core::Scope::from_tokens(
-        string("scope")
-            .unwrap_or_default()
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned),
-    );
-    Ok(Ok(AccessTokenInfo {
+    let audience = match claims.get("aud") {
+        Some(serde_json::Value::String(one)) => vec![one.clone()],
+        Some(serde_json::Value::Array(many)) => many
+            .iter()
+            .filter_map(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(AccessTokenInfo {
         subject,
         client_id,
-        scope,
+        scope: tessera_core::Scope::from_tokens(
+            string("scope")
+                .unwrap_or_default()
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        ),
+        audience,
+        issued_at: Timestamp(number("iat").unwrap_or(0)),
         expires_at: Timestamp(exp),
-    }))
+        jti,
+        session_id: string("sid"),
+    })
 }
 
 /// A fresh random token id (128 bits, base64url).

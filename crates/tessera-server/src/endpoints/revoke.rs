@@ -1,0 +1,35 @@
+//! The revocation endpoint (RFC 7009 §2): authenticate the client, revoke the token, answer 200
+//! with an empty body — also for unknown tokens. The work is in `tokens::revocation`.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::{no_store, OAuthError};
+use crate::extract::client_auth;
+use crate::extract::form::OAuthForm;
+use crate::state::AppState;
+use crate::tokens::revocation;
+
+/// `POST /revoke`.
+#[tracing::instrument(name = "handler.oauth2.revoke.post", skip_all, fields(client.id))]
+pub async fn post(State(state): State<AppState>, form: Result<OAuthForm, OAuthError>) -> Response {
+    let result = async {
+        let OAuthForm { mut params, headers } = form?;
+        let client = client_auth::authenticate(&state, &headers, &mut params).await?;
+        tracing::Span::current().record("client.id", client.id.as_str());
+        let token = params
+            .take("token")
+            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        // RFC 7009 §2.1: the hint is optional and only speeds up the search; our tokens say their
+        // type themselves, so it is not needed (any value is accepted).
+        let _hint = params.take("token_type_hint");
+        let revoked = revocation::revoke(&state, &client, &token).await?;
+        tracing::info!(client.id = %client.id, ?revoked, event = "token.revoked", "revocation request");
+        Ok::<_, OAuthError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => no_store(().into_response()),
+        Err(error) => error.into_response(),
+    }
+}
