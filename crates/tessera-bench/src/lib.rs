@@ -10,6 +10,11 @@
 //!   from its own previous response, so every measured request is a real rotation and no token is
 //!   ever presented twice. A failed refresh is counted, and the chain starts again with a fresh RT.
 //! - **`client-credentials`**: `grant_type=client_credentials`.
+//! - **`introspect`**: `POST /introspect` of an access token the bench client obtained by client
+//!   credentials (not measured; one per worker, fetched again after a minute so it never expires
+//!   mid-run); the answer must say `"active":true`. The token's format is the client's: create the
+//!   client with `--token-format opaque` to measure opaque tokens (a lookup), or JWT (a signature
+//!   check and a revocation lookup).
 //! - **`login`**: the code flow as a browser without JavaScript does it, with a fresh cookie jar each
 //!   time: `GET /authorize` (PKCE S256) → the login page → `POST /login` with its hidden fields and
 //!   the CSRF cookie → the redirect to `--redirect-uri` with a `code` → `POST /token`. One measured
@@ -67,6 +72,8 @@ pub enum Scenario {
     ClientCredentials,
     /// The browser code flow: authorize, login page, login, code exchange.
     Login,
+    /// Introspection (RFC 7662) of an access token the client got by client credentials.
+    Introspect,
 }
 
 impl Scenario {
@@ -77,6 +84,7 @@ impl Scenario {
             Self::Refresh => "refresh",
             Self::ClientCredentials => "client-credentials",
             Self::Login => "login",
+            Self::Introspect => "introspect",
         }
     }
 }

@@ -23,22 +23,28 @@ pub(crate) struct Flow {
     redirect_uri: String,
 }
 
-/// A worker's state between requests: the refresh token its next request presents.
+/// How long the `introspect` scenario uses one access token before fetching another (access
+/// tokens live 300 s by default).
+const ACCESS_TOKEN_REUSE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A worker's state between requests: the refresh token its next request presents, or the access
+/// token it introspects (and when it was fetched).
 #[derive(Default)]
 pub(crate) struct Chain {
     refresh_token: Option<String>,
+    access_token: Option<(String, std::time::Instant)>,
 }
 
 impl Flow {
     pub(crate) fn new(options: &Options) -> Result<Self, Error> {
         let missing = |name: &str| Error::Option(format!("the {} scenario needs --{name}", options.scenario.name()));
         let password = match options.scenario {
-            Scenario::ClientCredentials => String::new(),
+            Scenario::ClientCredentials | Scenario::Introspect => String::new(),
             Scenario::Refresh | Scenario::Login => options.password.clone().ok_or_else(|| missing("password"))?,
         };
         let redirect_uri = match options.scenario {
             Scenario::Login => options.redirect_uri.clone().ok_or_else(|| missing("redirect-uri"))?,
-            Scenario::Refresh | Scenario::ClientCredentials => String::new(),
+            Scenario::Refresh | Scenario::ClientCredentials | Scenario::Introspect => String::new(),
         };
         // RFC 6749 §2.3.1: the id and secret are form-encoded before the Basic encoding.
         let form_encode = |value: &str| form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>();
@@ -71,6 +77,15 @@ impl Flow {
             let reply = self.token(conn, form, "password grant").await?;
             chain.refresh_token = Some(refresh_token_of(&reply)?);
         }
+        let stale = chain
+            .access_token
+            .as_ref()
+            .is_none_or(|(_, fetched)| fetched.elapsed() >= ACCESS_TOKEN_REUSE);
+        if self.scenario == Scenario::Introspect && stale {
+            let form = encode(&[("grant_type", "client_credentials")]);
+            let reply = self.token(conn, form, "client credentials").await?;
+            chain.access_token = Some((access_token_of(&reply)?, std::time::Instant::now()));
+        }
         Ok(())
     }
 
@@ -91,6 +106,21 @@ impl Flow {
                 self.token(conn, form, "client credentials").await?;
             }
             Scenario::Login => self.login(conn).await?,
+            Scenario::Introspect => {
+                let Some((access_token, _)) = &chain.access_token else {
+                    return Err(Failure::unexpected("no access token to introspect".into()));
+                };
+                let form = encode(&[("token", access_token)]);
+                let request = conn.target().post_form("/introspect", form, Some(&self.basic), None)?;
+                let reply = success(conn.send(request).await?, "introspect")?;
+                if !is_active(&reply) {
+                    chain.access_token = None;
+                    return Err(Failure::unexpected(format!(
+                        "introspect: not active: {}",
+                        snippet(&reply.body)
+                    )));
+                }
+            }
         }
         Ok(())
     }
@@ -251,6 +281,26 @@ fn refresh_token_of(reply: &Reply) -> Result<String, Failure> {
         .ok()
         .and_then(|tokens| tokens.refresh_token)
         .ok_or_else(|| Failure::unexpected(format!("no refresh_token in {}", snippet(&reply.body))))
+}
+
+fn access_token_of(reply: &Reply) -> Result<String, Failure> {
+    #[derive(serde::Deserialize)]
+    struct Tokens {
+        access_token: Option<String>,
+    }
+    serde_json::from_slice::<Tokens>(&reply.body)
+        .ok()
+        .and_then(|tokens| tokens.access_token)
+        .ok_or_else(|| Failure::unexpected(format!("no access_token in {}", snippet(&reply.body))))
+}
+
+/// Whether an introspection answer says `"active": true`.
+fn is_active(reply: &Reply) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        active: bool,
+    }
+    serde_json::from_slice::<Answer>(&reply.body).is_ok_and(|answer| answer.active)
 }
 
 /// The start of a body, for error messages.

@@ -69,4 +69,8 @@ async fn every_scenario_runs_without_errors() {
 
     let report = bench(&server, &secret, &["login", "--requests", "12", "-c", "4"]).await;
     assert_eq!((report.requests, report.succeeded()), (12, 12), "{report}");
+
+    // Introspection of the client's own (JWT) access tokens: every answer says active.
+    let report = bench(&server, &secret, &["introspect", "--requests", "300", "-c", "8"]).await;
+    assert_eq!((report.requests, report.succeeded()), (300, 300), "{report}");
 }
