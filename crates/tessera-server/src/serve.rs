@@ -98,7 +98,8 @@ enum Table {
 const PURGE_BATCH: u32 = 500;
 
 /// Every `database.purge_interval` seconds, deletes expired opaque access tokens, refresh tokens
-/// (expired, or of revoked grants) and authorization codes (in small batches), and retired signing keys (DESIGN §5: the tables do not grow without bound, and requests are
+/// (expired; a revoked grant's tokens too, once they expire), revoked JWT `jti`s whose token
+/// expired, and authorization codes (in small batches), and retired signing keys (DESIGN §5: the tables do not grow without bound, and requests are
 /// never blocked behind a large delete).
 async fn purge_expired(state: AppState) {
     let interval = Duration::from_secs(state.config.database.purge_interval.max(1));

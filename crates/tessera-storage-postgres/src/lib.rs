@@ -78,6 +78,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "revoked_access_tokens",
         include_str!("../migrations/0004_revoked_access_tokens.sql"),
     ),
+    (
+        5,
+        "refresh_tokens_without_grant_index",
+        include_str!("../migrations/0005_refresh_tokens_without_grant_index.sql"),
+    ),
 ];
 
 /// The advisory lock serialising migrations across nodes ("tessera" in ASCII).

@@ -226,20 +226,13 @@ impl RefreshTokenRepository for PostgresStorage {
 
     #[tracing::instrument(name = "db.refresh_tokens.cleanup_expired", skip_all)]
     async fn cleanup_expired(&self, now: Timestamp, limit: u32) -> Result<u64, RepositoryError> {
-        // Two disjoint sets, each walked through an index (expiry; revoked grants, then their
-        // tokens); the CTEs are read lazily, so the second only runs when the first falls short.
+        // Walks the expiry index; a revoked grant's tokens go when they expire (see migration 5).
         // SKIP LOCKED: a token being rotated, or taken by another node's cleanup, waits for the
         // next batch.
         self.execute(
-            "WITH expired AS (
+            "DELETE FROM refresh_tokens WHERE hash IN (
                  SELECT hash FROM refresh_tokens WHERE expires_at < $1
-                 LIMIT $2 FOR UPDATE SKIP LOCKED),
-             of_revoked AS (
-                 SELECT t.hash FROM grants g JOIN refresh_tokens t ON t.grant_id = g.id
-                 WHERE g.revoked_at < $1 AND t.expires_at >= $1
-                 LIMIT $2 FOR UPDATE OF t SKIP LOCKED)
-             DELETE FROM refresh_tokens WHERE hash IN (
-                 SELECT hash FROM expired UNION ALL SELECT hash FROM of_revoked LIMIT $2)",
+                 LIMIT $2 FOR UPDATE SKIP LOCKED)",
             &[&now.0, &i64::from(limit)],
         )
         .await

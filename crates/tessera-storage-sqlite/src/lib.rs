@@ -93,6 +93,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "revoked_access_tokens",
         include_str!("../migrations/0004_revoked_access_tokens.sql"),
     ),
+    (
+        5,
+        "refresh_tokens_without_grant_index",
+        include_str!("../migrations/0005_refresh_tokens_without_grant_index.sql"),
+    ),
 ];
 
 /// Tuning for [`SqliteStorage`].
@@ -413,7 +418,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("t.db");
         let storage = SqliteStorage::open(&path, SqliteOptions::default())?;
-        assert_eq!(storage.migrate().await?, vec![1, 2, 3, 4]);
+        assert_eq!(storage.migrate().await?, vec![1, 2, 3, 4, 5]);
         let raw = Connection::open(&path)?;
         raw.busy_timeout(Duration::from_secs(5))?;
         Ok((dir, storage, raw))

@@ -222,16 +222,11 @@ impl RefreshTokenRepository for SqliteStorage {
 
     #[tracing::instrument(name = "db.refresh_tokens.cleanup_expired", skip_all)]
     async fn cleanup_expired(&self, now: Timestamp, limit: u32) -> Result<u64, RepositoryError> {
-        // Two disjoint sets, each walked through an index (expiry; revoked grants, then their
-        // tokens), so a batch stays cheap for the writer however many live tokens there are.
+        // Walks the expiry index; a revoked grant's tokens go when they expire (see migration 5).
         self.write_sql(move |conn| {
             conn.prepare_cached(
                 "DELETE FROM refresh_tokens WHERE rowid IN (
-                     SELECT rowid FROM refresh_tokens WHERE expires_at < ?1
-                     UNION ALL
-                     SELECT t.rowid FROM grants g JOIN refresh_tokens t ON t.grant_id = g.id
-                     WHERE g.revoked_at < ?1 AND t.expires_at >= ?1
-                     LIMIT ?2)",
+                     SELECT rowid FROM refresh_tokens WHERE expires_at < ?1 LIMIT ?2)",
             )?
             .execute(params![now.0, limit])
             .map(|deleted| deleted as u64)

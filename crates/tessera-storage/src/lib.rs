@@ -395,8 +395,10 @@ pub trait RefreshTokenRepository: Send + Sync {
     /// Backend errors.
     async fn rotate(&self, rotation: &Rotation) -> Result<bool, RepositoryError>;
 
-    /// Deletes up to `limit` tokens that expired before `now`, and tokens of grants revoked before
-    /// `now`; returns how many.
+    /// Deletes up to `limit` tokens that expired before `now`; returns how many. The tokens of a
+    /// revoked grant are deleted the same way, when they expire (they are refused before that:
+    /// every use checks the grant); tokens are not indexed by grant, which would cost every
+    /// rotation a write at a random place in that index.
     ///
     /// # Errors
     /// Backend errors.

@@ -1813,15 +1813,15 @@ pub async fn refresh_token_rotation_racing_revocation(storage: &dyn Storage) {
     }
 }
 
-/// `cleanup_expired` deletes expired tokens and tokens of grants revoked before `now`, leaves
-/// live tokens (and those of grants revoked later) alone, at most `limit` at a time.
+/// `cleanup_expired` deletes expired tokens (spent or not, of live or revoked grants), leaves
+/// unexpired ones alone — also those of a revoked grant, which go when they expire — at most
+/// `limit` at a time.
 pub async fn refresh_tokens_cleanup(storage: &dyn Storage) {
     let repo = storage.refresh_tokens();
     let grants = storage.grants();
     let live_grant = grant(&unique("user"), GrantKind::Offline, None, NOW);
     let revoked_grant = grant(&unique("user"), GrantKind::Offline, None, NOW);
-    let later_grant = grant(&unique("user"), GrantKind::Offline, None, NOW);
-    for g in [&live_grant, &revoked_grant, &later_grant] {
+    for g in [&live_grant, &revoked_grant] {
         ok(storage, "add grant", grants.add(g).await);
     }
     ok(
@@ -1829,29 +1829,25 @@ pub async fn refresh_tokens_cleanup(storage: &dyn Storage) {
         "revoke grant",
         grants.revoke(&revoked_grant.id, Timestamp(NOW.0 - 10), "reuse").await,
     );
-    ok(
-        storage,
-        "revoke grant",
-        grants.revoke(&later_grant.id, NOW.plus(100), "reuse").await,
-    );
     let mut expired = refresh_token(&live_grant, None);
     expired.expires_at = Timestamp(NOW.0 - 1);
     let mut expired_spent = refresh_token(&live_grant, Some(expired.hash));
     expired_spent.expires_at = Timestamp(NOW.0 - 1);
     expired_spent.use_count = 1;
     expired_spent.spent_at = Some(Timestamp(NOW.0 - 5));
+    let mut expired_of_revoked = refresh_token(&revoked_grant, None);
+    expired_of_revoked.expires_at = Timestamp(NOW.0 - 1);
     let live = refresh_token(&live_grant, None);
     let mut expiring_now = refresh_token(&live_grant, None);
     expiring_now.expires_at = NOW;
-    let of_revoked = refresh_token(&revoked_grant, None);
-    let of_revoked_later = refresh_token(&later_grant, None);
+    let unexpired_of_revoked = refresh_token(&revoked_grant, None);
     for t in [
         &expired,
         &expired_spent,
+        &expired_of_revoked,
         &live,
         &expiring_now,
-        &of_revoked,
-        &of_revoked_later,
+        &unexpired_of_revoked,
     ] {
         ok(storage, "add refresh token", repo.add(t).await);
     }
@@ -1867,38 +1863,36 @@ pub async fn refresh_tokens_cleanup(storage: &dyn Storage) {
     check(
         storage,
         removed >= 3,
-        format!("cleanup_expired must delete the 2 expired tokens and the revoked grant's (deleted {removed})"),
+        format!("cleanup_expired must delete the 3 expired tokens (deleted {removed})"),
     );
     for (what, t) in [
         ("expired token", &expired),
         ("expired spent token", &expired_spent),
-        ("token of a revoked grant", &of_revoked),
+        ("expired token of a revoked grant", &expired_of_revoked),
     ] {
         expect_absent(storage, &format!("{what} after cleanup"), &t.hash).await;
     }
     for (what, t) in [
         ("live token", &live),
         ("token expiring exactly now", &expiring_now),
-        ("token of a grant revoked after now", &of_revoked_later),
+        (
+            "unexpired token of a revoked grant (goes when it expires)",
+            &unexpired_of_revoked,
+        ),
     ] {
         expect_token(storage, &format!("{what} after cleanup (kept)"), t).await;
     }
 
-    // The limit spans both kinds: 2 expired tokens and 1 of a revoked grant.
-    for _ in 0..2 {
+    // At most `limit` per call.
+    for _ in 0..3 {
         let mut t = refresh_token(&live_grant, None);
         t.expires_at = Timestamp(NOW.0 - 50);
         ok(storage, "add expired refresh token", repo.add(&t).await);
     }
-    ok(
-        storage,
-        "add refresh token",
-        repo.add(&refresh_token(&revoked_grant, None)).await,
-    );
     let first = ok(storage, "cleanup_expired", repo.cleanup_expired(NOW, 2).await);
-    check_eq(storage, "cleanup_expired with limit 2 of 3 deletable tokens", first, 2);
+    check_eq(storage, "cleanup_expired with limit 2 of 3 expired tokens", first, 2);
     let second = ok(storage, "cleanup_expired", repo.cleanup_expired(NOW, 2).await);
-    check_eq(storage, "cleanup_expired of the last deletable token", second, 1);
+    check_eq(storage, "cleanup_expired of the last expired token", second, 1);
     let third = ok(storage, "cleanup_expired", repo.cleanup_expired(NOW, 2).await);
     check_eq(storage, "cleanup_expired with nothing left", third, 0);
 }
