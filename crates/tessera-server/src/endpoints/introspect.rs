@@ -15,14 +15,7 @@ use crate::tokens::introspection;
 #[tracing::instrument(name = "handler.oauth2.introspect.post", skip_all, fields(client.id))]
 pub async fn post(State(state): State<AppState>, form: Result<OAuthForm, OAuthError>) -> Response {
     let result = async {
-        let OAuthForm { mut params, headers } = form?;
-        let client = client_auth::authenticate(&state, &headers, &mut params).await?;
-        tracing::Span::current().record("client.id", client.id.as_str());
-        let token = params
-            .take("token")
-            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
-        // RFC 7662 §2.1: an optional hint; our tokens say their type themselves.
-        let _hint = params.take("token_type_hint");
+        let (client, token) = client_auth::token_request(&state, form?).await?;
         introspection::introspect(&state, &client, &token).await
     }
     .await;

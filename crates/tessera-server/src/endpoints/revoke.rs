@@ -14,15 +14,7 @@ use crate::tokens::revocation;
 #[tracing::instrument(name = "handler.oauth2.revoke.post", skip_all, fields(client.id))]
 pub async fn post(State(state): State<AppState>, form: Result<OAuthForm, OAuthError>) -> Response {
     let result = async {
-        let OAuthForm { mut params, headers } = form?;
-        let client = client_auth::authenticate(&state, &headers, &mut params).await?;
-        tracing::Span::current().record("client.id", client.id.as_str());
-        let token = params
-            .take("token")
-            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
-        // RFC 7009 §2.1: the hint is optional and only speeds up the search; our tokens say their
-        // type themselves, so it is not needed (any value is accepted).
-        let _hint = params.take("token_type_hint");
+        let (client, token) = client_auth::token_request(&state, form?).await?;
         let revoked = revocation::revoke(&state, &client, &token).await?;
         tracing::info!(client.id = %client.id, ?revoked, event = "token.revoked", "revocation request");
         Ok::<_, OAuthError>(())

@@ -23,6 +23,7 @@ use tessera_types::form::FormParams;
 
 use crate::config::ClientAuthConfig;
 use crate::error::OAuthError;
+use crate::extract::form::OAuthForm;
 use crate::state::AppState;
 
 /// RFC 7523 §2.2: the only `client_assertion_type` defined for JWTs.
@@ -47,6 +48,23 @@ enum Presented {
     None {
         client_id: String,
     },
+}
+
+/// The caller and the `token` parameter of a revocation or introspection request (RFC 7009 §2.1,
+/// RFC 7662 §2.1), the client authenticated like at `/token`. `token_type_hint` is taken and
+/// ignored: our tokens say their type themselves.
+///
+/// # Errors
+/// What [`authenticate`] refuses; `invalid_request` without a token.
+pub async fn token_request(state: &AppState, form: OAuthForm) -> Result<(Arc<Client>, String), OAuthError> {
+    let OAuthForm { mut params, headers } = form;
+    let client = authenticate(state, &headers, &mut params).await?;
+    tracing::Span::current().record("client.id", client.id.as_str());
+    let token = params
+        .take("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    let _hint = params.take("token_type_hint");
+    Ok((client, token))
 }
 
 /// Authenticates the client of a token-endpoint request, taking the authentication parameters out
