@@ -216,6 +216,23 @@ impl SessionRepository for PostgresStorage {
         .await
         .map(|changed| changed == 1)
     }
+
+    #[tracing::instrument(name = "db.sso_sessions.list_by_user", skip_all)]
+    async fn list_by_user(&self, user_id: &str) -> Result<Vec<SsoSession>, RepositoryError> {
+        // Ties in `auth_time` by id in byte order, as SQLite does, so the order is stable.
+        self.query(
+            concat!(
+                "SELECT ",
+                session_columns!(),
+                " FROM sso_sessions WHERE user_id = $1 ORDER BY auth_time DESC, id COLLATE \"C\" DESC"
+            ),
+            &[&user_id],
+        )
+        .await?
+        .iter()
+        .map(|row| decode_session(row, 0))
+        .collect()
+    }
 }
 
 #[async_trait]

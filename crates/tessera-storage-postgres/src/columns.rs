@@ -33,7 +33,14 @@ macro_rules! token_columns {
     };
 }
 
-pub(crate) use {grant_columns, session_columns, token_columns, user_columns};
+/// `events`, in the order `events::decode_event` reads them.
+macro_rules! event_columns {
+    () => {
+        "id, at, kind, actor, user_id, client_id, grant_id, session_id, details"
+    };
+}
+
+pub(crate) use {event_columns, grant_columns, session_columns, token_columns, user_columns};
 
 /// How many columns a comma-separated list names.
 pub(crate) const fn count(list: &str) -> usize {

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use tessera_core::{AuthorizationCode, Grant, GrantKind, Timestamp, TokenHash};
-use tessera_storage::{AuthorizationCodeRepository, GrantRepository, RepositoryError};
+use tessera_storage::{AuthorizationCodeRepository, GrantRepository, Page, RepositoryError};
 use tokio_postgres::Row;
 
 use crate::columns::{count, grant_columns};
@@ -111,6 +111,24 @@ impl AuthorizationCodeRepository for PostgresStorage {
         .await
     }
 }
+
+/// The first page of a client's grants, newest first: $1 the client, $2 the page size. `id` in
+/// byte order, as everywhere (and as the `grants_client_id` index holds it).
+const GRANTS_BY_CLIENT: &str = concat!(
+    "SELECT ",
+    grant_columns!(),
+    " FROM grants WHERE client_id = $1 ORDER BY created_at DESC, id COLLATE \"C\" DESC LIMIT $2"
+);
+
+/// A further page of a client's grants: those strictly before ($3 `created_at`, $4 `id`), the last
+/// row of the previous page. A row comparison in the order's collation, so it is one range of the
+/// `grants_client_id` index (client_id, created_at, id COLLATE "C"), walked backwards.
+const GRANTS_BY_CLIENT_BEFORE: &str = concat!(
+    "SELECT ",
+    grant_columns!(),
+    " FROM grants WHERE client_id = $1 AND (created_at, id COLLATE \"C\") < ($3, $4)
+      ORDER BY created_at DESC, id COLLATE \"C\" DESC LIMIT $2"
+);
 
 /// The columns [`decode_grant`] reads.
 pub(crate) const GRANT_COLUMNS: usize = count(grant_columns!());
@@ -298,5 +316,18 @@ impl GrantRepository for PostgresStorage {
         .iter()
         .map(|row| decode_grant(row, 0))
         .collect()
+    }
+
+    #[tracing::instrument(name = "db.grants.list_by_client", skip_all)]
+    async fn list_by_client(&self, client_id: &str, page: &Page) -> Result<Vec<Grant>, RepositoryError> {
+        let limit = i64::from(page.limit);
+        let rows = match &page.before {
+            None => self.query(GRANTS_BY_CLIENT, &[&client_id, &limit]).await?,
+            Some((created_at, id)) => {
+                self.query(GRANTS_BY_CLIENT_BEFORE, &[&client_id, &limit, &created_at.0, id])
+                    .await?
+            }
+        };
+        rows.iter().map(|row| decode_grant(row, 0)).collect()
     }
 }

@@ -5,8 +5,10 @@
 //! A `deadpool-postgres` pool of `tokio-postgres` connections ([`PostgresOptions::max_connections`]).
 //! Every repository method is one statement in autocommit mode (so it is durable when it returns,
 //! and is one round trip), except [`SigningKeyRepository::rotate`] and [`Storage::migrate`], which
-//! run in a transaction. A statement reads one snapshot: [`RefreshTokenRepository::find_with_context`]
-//! reads a refresh token with its grant, the grant's session and user in one `LEFT JOIN`.
+//! run in a transaction; [`EventRepository::record`] stores a whole batch in one statement too
+//! (`INSERT … SELECT FROM UNNEST`, one array per column). A statement reads one snapshot:
+//! [`RefreshTokenRepository::find_with_context`] reads a refresh token with its grant, the grant's
+//! session and user in one `LEFT JOIN`.
 //! Races between nodes are decided inside the database: `register_jti` is a single
 //! `INSERT … ON CONFLICT … DO UPDATE … WHERE` whose row count says whether the `jti` was fresh;
 //! `consume`, `end` and grant revocation are conditional `UPDATE … WHERE … IS NULL`s that change a
@@ -41,6 +43,7 @@
 mod accounts;
 mod columns;
 mod error;
+mod events;
 mod grants;
 mod refresh;
 mod repos;
@@ -52,8 +55,8 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tessera_storage::{
     AccessTokenRepository, AuthorizationCodeRepository, ClientAssertionRepository, ClientRepository, ConsentRepository,
-    GrantRepository, RefreshTokenRepository, RepositoryError, SessionRepository, SigningKeyRepository, Storage,
-    UserRepository,
+    EventRepository, GrantRepository, RefreshTokenRepository, RepositoryError, SessionRepository, SigningKeyRepository,
+    Storage, UserRepository,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
@@ -83,6 +86,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "refresh_tokens_without_grant_index",
         include_str!("../migrations/0005_refresh_tokens_without_grant_index.sql"),
     ),
+    (6, "events", include_str!("../migrations/0006_events.sql")),
 ];
 
 /// The advisory lock serialising migrations across nodes ("tessera" in ASCII).
@@ -237,6 +241,10 @@ impl Storage for PostgresStorage {
     }
 
     fn refresh_tokens(&self) -> &dyn RefreshTokenRepository {
+        self
+    }
+
+    fn events(&self) -> &dyn EventRepository {
         self
     }
 

@@ -180,6 +180,13 @@ macro_rules! session_columns {
 /// A session by id (also read by `find_with_context`).
 pub(crate) const SESSION_BY_ID: &str = concat!("SELECT ", session_columns!(), " FROM sso_sessions WHERE id = ?1");
 
+/// A user's sessions, newest `auth_time` first (ties by id, so the order is stable).
+const SESSIONS_BY_USER: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM sso_sessions WHERE user_id = ?1 ORDER BY auth_time DESC, id DESC"
+);
+
 impl SessionRow {
     pub(crate) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
@@ -293,6 +300,20 @@ impl SessionRepository for SqliteStorage {
                 .map(|changed| changed == 1)
         })
         .await
+    }
+
+    #[tracing::instrument(name = "db.sso_sessions.list_by_user", skip_all)]
+    async fn list_by_user(&self, user_id: &str) -> Result<Vec<SsoSession>, RepositoryError> {
+        let user = user_id.to_owned();
+        self.read_blocking(move |conn| {
+            conn.prepare_cached(SESSIONS_BY_USER)?
+                .query_map([user], SessionRow::read)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?
+        .into_iter()
+        .map(SessionRow::decode)
+        .collect()
     }
 }
 

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, Row};
 use tessera_core::{AuthorizationCode, Grant, GrantKind, Timestamp, TokenHash};
-use tessera_storage::{AuthorizationCodeRepository, GrantRepository, RepositoryError};
+use tessera_storage::{AuthorizationCodeRepository, GrantRepository, Page, RepositoryError};
 
 use crate::error::{decode_hash, decode_json, encode_json, inconsistent};
 use crate::SqliteStorage;
@@ -165,11 +165,33 @@ impl AuthorizationCodeRepository for SqliteStorage {
     }
 }
 
-/// A grant by id, its columns in the order [`GrantRow::read`] reads them (also read by
-/// `find_with_context`).
-pub(crate) const GRANT_BY_ID: &str = "SELECT id, user_id, client_id, scope, kind, session_id, created_at, last_used_at,
-                                             expires_at, revoked_at, revocation_reason
-                                      FROM grants WHERE id = ?1";
+/// The `grants` columns [`GrantRow::read`] reads, in order (a macro, so statements stay literals).
+macro_rules! grant_columns {
+    () => {
+        "id, user_id, client_id, scope, kind, session_id, created_at, last_used_at, expires_at, revoked_at, \
+         revocation_reason"
+    };
+}
+
+/// A grant by id (also read by `find_with_context`).
+pub(crate) const GRANT_BY_ID: &str = concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = ?1");
+
+/// The first page of a client's grants, newest first: ?1 the client, ?2 the page size.
+const GRANTS_BY_CLIENT: &str = concat!(
+    "SELECT ",
+    grant_columns!(),
+    " FROM grants WHERE client_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2"
+);
+
+/// A further page of a client's grants: those strictly before (?3 `created_at`, ?4 `id`), the last
+/// row of the previous page. A row-value comparison, so it is one range of the
+/// `grants_client_id` index (client_id, created_at, id), walked backwards.
+const GRANTS_BY_CLIENT_BEFORE: &str = concat!(
+    "SELECT ",
+    grant_columns!(),
+    " FROM grants WHERE client_id = ?1 AND (created_at, id) < (?3, ?4)
+      ORDER BY created_at DESC, id DESC LIMIT ?2"
+);
 
 /// A `grants` row as read, before its kind is decoded.
 pub(crate) struct GrantRow {
@@ -373,13 +395,32 @@ impl GrantRepository for SqliteStorage {
     async fn list_by_user(&self, user_id: &str) -> Result<Vec<Grant>, RepositoryError> {
         let user = user_id.to_owned();
         self.read_blocking(move |conn| {
-            conn.prepare_cached(
-                "SELECT id, user_id, client_id, scope, kind, session_id, created_at, last_used_at,
-                        expires_at, revoked_at, revocation_reason
-                 FROM grants WHERE user_id = ?1 ORDER BY created_at DESC, id DESC",
-            )?
+            conn.prepare_cached(concat!(
+                "SELECT ",
+                grant_columns!(),
+                " FROM grants WHERE user_id = ?1 ORDER BY created_at DESC, id DESC"
+            ))?
             .query_map([user], GrantRow::read)?
             .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?
+        .into_iter()
+        .map(GrantRow::decode)
+        .collect()
+    }
+
+    #[tracing::instrument(name = "db.grants.list_by_client", skip_all)]
+    async fn list_by_client(&self, client_id: &str, page: &Page) -> Result<Vec<Grant>, RepositoryError> {
+        let (client, limit, before) = (client_id.to_owned(), page.limit, page.before.clone());
+        self.read_blocking(move |conn| match before {
+            None => conn
+                .prepare_cached(GRANTS_BY_CLIENT)?
+                .query_map(params![client, limit], GrantRow::read)?
+                .collect::<rusqlite::Result<Vec<_>>>(),
+            Some((created_at, id)) => conn
+                .prepare_cached(GRANTS_BY_CLIENT_BEFORE)?
+                .query_map(params![client, limit, created_at.0, id], GrantRow::read)?
+                .collect::<rusqlite::Result<Vec<_>>>(),
         })
         .await?
         .into_iter()

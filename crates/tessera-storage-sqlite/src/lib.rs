@@ -34,8 +34,8 @@
 //! Statements are prepared once per connection and cached (`prepare_cached`).
 //!
 //! Operations that touch several rows or tables (signing-key rotation, revoking grants and
-//! deleting their opaque access tokens, merging consent, a refresh-token rotation) are one write
-//! command, so one savepoint: they commit together or not at all. Conditional updates (`consume`,
+//! deleting their opaque access tokens, merging consent, a refresh-token rotation, a batch of audit
+//! events) are one write command, so one savepoint: they commit together or not at all. Conditional updates (`consume`,
 //! `end`, `revoke`, the refresh token's compare-and-set) are decided by the single writer, which
 //! runs commands one after another. A rotation whose compare-and-set or grant check changes no row
 //! rolls back to a savepoint of its own, so it changes nothing and still reports `false`.
@@ -59,6 +59,7 @@
 mod accounts;
 mod checkpoint;
 mod error;
+mod events;
 mod grants;
 mod refresh;
 mod repos;
@@ -72,8 +73,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use tessera_storage::{
     AccessTokenRepository, AuthorizationCodeRepository, ClientAssertionRepository, ClientRepository, ConsentRepository,
-    GrantRepository, RefreshTokenRepository, RepositoryError, SessionRepository, SigningKeyRepository, Storage,
-    UserRepository,
+    EventRepository, GrantRepository, RefreshTokenRepository, RepositoryError, SessionRepository, SigningKeyRepository,
+    Storage, UserRepository,
 };
 use tokio::sync::Semaphore;
 
@@ -105,6 +106,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "refresh_tokens_without_grant_index",
         include_str!("../migrations/0005_refresh_tokens_without_grant_index.sql"),
     ),
+    (6, "events", include_str!("../migrations/0006_events.sql")),
 ];
 
 /// Tuning for [`SqliteStorage`].
@@ -349,6 +351,10 @@ impl Storage for SqliteStorage {
         self
     }
 
+    fn events(&self) -> &dyn EventRepository {
+        self
+    }
+
     fn backend_name(&self) -> &'static str {
         "sqlite"
     }
@@ -428,7 +434,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("t.db");
         let storage = SqliteStorage::open(&path, SqliteOptions::default())?;
-        assert_eq!(storage.migrate().await?, vec![1, 2, 3, 4, 5]);
+        assert_eq!(storage.migrate().await?, vec![1, 2, 3, 4, 5, 6]);
         let raw = Connection::open(&path)?;
         raw.busy_timeout(Duration::from_secs(5))?;
         Ok((dir, storage, raw))

@@ -192,6 +192,13 @@ pub trait SessionRepository: Send + Sync {
     /// # Errors
     /// Backend errors.
     async fn end(&self, session_id: &str, now: Timestamp) -> Result<bool, RepositoryError>;
+
+    /// Every session of a user (ended and expired ones included: the caller decides), newest
+    /// `auth_time` first.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn list_by_user(&self, user_id: &str) -> Result<Vec<SsoSession>, RepositoryError>;
 }
 
 /// Consent a user gave a client, remembered per (user, client) as a set of scopes.
@@ -319,6 +326,23 @@ pub trait GrantRepository: Send + Sync {
     /// # Errors
     /// Backend errors.
     async fn list_by_user(&self, user_id: &str) -> Result<Vec<Grant>, RepositoryError>;
+
+    /// One page of a client's grants (revoked ones included), newest first: ordered by
+    /// `created_at` descending, then `id` descending; `page.before` continues after the last
+    /// (`created_at`, `id`) of the previous page.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn list_by_client(&self, client_id: &str, page: &Page) -> Result<Vec<Grant>, RepositoryError>;
+}
+
+/// Keyset pagination, newest first: at most `limit` rows strictly before the cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The (time, id) of the last row of the previous page; `None` for the first page.
+    pub before: Option<(Timestamp, String)>,
+    /// The page size.
+    pub limit: u32,
 }
 
 /// One refresh: everything [`RefreshTokenRepository::rotate`] does in its transaction.
@@ -481,6 +505,67 @@ pub trait AccessTokenRepository: Send + Sync {
     async fn cleanup_expired(&self, now: Timestamp, limit: u32) -> Result<u64, RepositoryError>;
 }
 
+/// One audit event as stored (DESIGN §5 `events`). Never holds a token, secret, code or password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// Random id; with `at`, the pagination key.
+    pub id: String,
+    /// When it happened.
+    pub at: Timestamp,
+    /// The event type, e.g. `login.succeeded`, `refresh_token.reuse_detected`.
+    pub kind: String,
+    /// Who caused it: `user`, `client`, `admin`, `policy` or `system`.
+    pub actor: String,
+    /// The user concerned, if any.
+    pub user_id: Option<String>,
+    /// The client concerned, if any.
+    pub client_id: Option<String>,
+    /// The grant concerned, if any.
+    pub grant_id: Option<String>,
+    /// The SSO session concerned, if any.
+    pub session_id: Option<String>,
+    /// Further facts as a JSON object (e.g. `{"grant_type":"refresh_token"}`).
+    pub details: String,
+}
+
+/// Which events [`EventRepository::query`] returns; `None` fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only events about this user.
+    pub user_id: Option<String>,
+    /// Only events about this client.
+    pub client_id: Option<String>,
+    /// Only events of this type.
+    pub kind: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only events before this time.
+    pub until: Option<Timestamp>,
+}
+
+/// The audit trail (DESIGN §5 `events`), kept for a retention period.
+#[async_trait]
+pub trait EventRepository: Send + Sync {
+    /// Stores a batch of events in one transaction.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Conflict`] on a duplicate id; backend errors.
+    async fn record(&self, events: &[AuditEvent]) -> Result<(), RepositoryError>;
+
+    /// One page of the events matching `filter`, newest first: ordered by `at` descending, then
+    /// `id` descending; `page.before` continues after the last (`at`, `id`) of the previous page.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn query(&self, filter: &EventFilter, page: &Page) -> Result<Vec<AuditEvent>, RepositoryError>;
+
+    /// Deletes up to `limit` events older than `cutoff` (retention). Returns how many.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn cleanup_before(&self, cutoff: Timestamp, limit: u32) -> Result<u64, RepositoryError>;
+}
+
 /// A storage backend: the repositories plus health and schema management.
 #[async_trait]
 pub trait Storage: Send + Sync {
@@ -504,6 +589,8 @@ pub trait Storage: Send + Sync {
     fn grants(&self) -> &dyn GrantRepository;
     /// Refresh tokens.
     fn refresh_tokens(&self) -> &dyn RefreshTokenRepository;
+    /// The audit trail.
+    fn events(&self) -> &dyn EventRepository;
 
     /// `sqlite` or `postgres`, for logs and metrics.
     fn backend_name(&self) -> &'static str;

@@ -15,7 +15,9 @@ use tessera_core::{
     AccessTokenFormat, AuthMethod, AuthorizationCode, Client, ClientSettings, ClientType, Grant, GrantKind, SsoSession,
     Timestamp, TokenHash, User, UserClaims,
 };
-use tessera_storage::{AccessTokenRecord, RefreshContext, RepositoryError, Rotation, Storage};
+use tessera_storage::{
+    AccessTokenRecord, AuditEvent, EventFilter, Page, RefreshContext, RepositoryError, Rotation, Storage,
+};
 use tessera_types::token::GrantType;
 use tessera_types::JwsAlgorithm;
 
@@ -42,6 +44,7 @@ pub async fn run_all(storage: &dyn Storage) {
     users_crud(storage).await;
     user_claims_round_trip(storage).await;
     sessions_lifecycle(storage).await;
+    sessions_list_by_user(storage).await;
     consent_grant_union_revoke(storage).await;
     consent_concurrent_grants(storage).await;
     authorization_codes_add_find_consume(storage).await;
@@ -50,6 +53,7 @@ pub async fn run_all(storage: &dyn Storage) {
     grants_add_lookup_revoke(storage).await;
     grants_revoke_online_for_session(storage).await;
     grants_list_by_user(storage).await;
+    grants_list_by_client_pages(storage).await;
     grants_revoke_for_user(storage).await;
     grants_enforce_limit(storage).await;
     grants_enforce_limit_concurrently(storage).await;
@@ -63,6 +67,10 @@ pub async fn run_all(storage: &dyn Storage) {
     refresh_token_concurrent_rotation(storage).await;
     refresh_token_rotation_racing_revocation(storage).await;
     refresh_tokens_cleanup(storage).await;
+    events_record_and_filter(storage).await;
+    events_pages(storage).await;
+    events_duplicate_id(storage).await;
+    events_cleanup_before(storage).await;
 }
 
 /// `migrate` succeeds, and a second call applies nothing.
@@ -812,6 +820,36 @@ pub async fn sessions_lifecycle(storage: &dyn Storage) {
     check_eq(storage, "untouched session", found.as_ref(), Some(&second));
 }
 
+/// `list_by_user` returns every session of the user (ended ones too), newest `auth_time` first,
+/// and no one else's.
+pub async fn sessions_list_by_user(storage: &dyn Storage) {
+    let repo = storage.sessions();
+    let user_id = unique("user");
+    let mut oldest = session(&unique("session"), &user_id);
+    oldest.auth_time = Timestamp(NOW.0 - 100);
+    let mut newest = session(&unique("session"), &user_id);
+    newest.auth_time = NOW.plus(10);
+    let mut middle = session(&unique("session"), &user_id);
+    middle.auth_time = NOW.plus(5);
+    let mut stranger = session(&unique("session"), &unique("user"));
+    stranger.auth_time = NOW.plus(7);
+    for s in [&oldest, &newest, &middle, &stranger] {
+        ok(storage, "add session", repo.add(s).await);
+    }
+    ok(storage, "end session", repo.end(&middle.id, NOW.plus(6)).await);
+    middle.ended_at = Some(NOW.plus(6));
+
+    let listed = ok(storage, "list_by_user", repo.list_by_user(&user_id).await);
+    check_eq(
+        storage,
+        "sessions of a user, newest auth_time first",
+        listed,
+        vec![newest, middle, oldest],
+    );
+    let nobody = ok(storage, "list_by_user", repo.list_by_user(&unique("user")).await);
+    check_eq(storage, "sessions of a user with none", nobody, Vec::new());
+}
+
 /// Consent: nothing at first, `grant` is a union with what was there (per user and client),
 /// `revoke` forgets it once.
 pub async fn consent_grant_union_revoke(storage: &dyn Storage) {
@@ -1186,6 +1224,89 @@ pub async fn grants_list_by_user(storage: &dyn Storage) {
     );
     let nobody = ok(storage, "list_by_user", repo.list_by_user(&unique("user")).await);
     check_eq(storage, "grants of a user with none", nobody, Vec::new());
+}
+
+/// `list_by_client` pages through a client's grants (revoked ones too), newest first by
+/// (`created_at`, `id`), no one else's: 7 grants in pages of 3, where both page boundaries fall
+/// inside a run of equal `created_at`, are each returned exactly once, in order; the page after
+/// the last is empty. Ids compare in byte order (`"D" < "a"`), as everywhere in the contract; the
+/// ids at the boundaries are chosen so that a cursor compared in another collation than the order
+/// would skip a row.
+pub async fn grants_list_by_client_pages(storage: &dyn Storage) {
+    let repo = storage.grants();
+    let (client_id, other_client) = (unique("client"), unique("client"));
+    let prefix = unique("grant");
+    let mut own = Vec::new();
+    for (suffix, created_at) in TIES {
+        let mut g = grant(&unique("user"), GrantKind::Offline, None, created_at);
+        g.id = format!("{prefix}-{suffix}");
+        g.client_id.clone_from(&client_id);
+        own.push(g);
+    }
+    // Another client's grants at the same times, with ids that sort among ours.
+    for (suffix, created_at) in [("b2", NOW.plus(1)), ("E", NOW), ("f", NOW.plus(2))] {
+        let mut g = grant(&unique("user"), GrantKind::Online, None, created_at);
+        g.id = format!("{prefix}-{suffix}");
+        g.client_id.clone_from(&other_client);
+        ok(storage, "add other client's grant", repo.add(&g).await);
+    }
+    for g in &own {
+        ok(storage, "add grant", repo.add(g).await);
+    }
+    let revoked = own.remove(1);
+    ok(
+        storage,
+        "revoke grant",
+        repo.revoke(&revoked.id, NOW.plus(3), "admin").await,
+    );
+    own.insert(1, revoked_as(revoked, NOW.plus(3), "admin"));
+    own.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    let expected: Vec<&str> = own.iter().map(|g| g.id.as_str()).collect();
+
+    let mut pages: Vec<Vec<Grant>> = Vec::new();
+    let mut before = None;
+    while pages.len() < 10 {
+        let page = Page { before, limit: 3 };
+        let rows = ok(storage, "list_by_client", repo.list_by_client(&client_id, &page).await);
+        before = rows.last().map(|g| (g.created_at, g.id.clone()));
+        let last = rows.len() < 3;
+        pages.push(rows);
+        if last {
+            break;
+        }
+    }
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    check_eq(storage, "sizes of the pages of 7 grants by 3", sizes, vec![3, 3, 1]);
+    let listed: Vec<Grant> = pages.into_iter().flatten().collect();
+    let ids: Vec<&str> = listed.iter().map(|g| g.id.as_str()).collect();
+    check_eq(
+        storage,
+        "grant ids over every page (newest first, each once, only the client's)",
+        ids,
+        expected,
+    );
+    check_eq(storage, "grants over every page", listed, own.clone());
+
+    let after_last = Page {
+        before: own.last().map(|g| (g.created_at, g.id.clone())),
+        limit: 3,
+    };
+    let rest = ok(
+        storage,
+        "list_by_client",
+        repo.list_by_client(&client_id, &after_last).await,
+    );
+    check_eq(storage, "the page after the last grant", rest, Vec::new());
+    let whole = Page { before: None, limit: 7 };
+    let all = ok(storage, "list_by_client", repo.list_by_client(&client_id, &whole).await);
+    check_eq(storage, "one page holding every grant", all, own);
+    let nobody = ok(
+        storage,
+        "list_by_client",
+        repo.list_by_client(&unique("client"), &Page { before: None, limit: 3 })
+            .await,
+    );
+    check_eq(storage, "grants of a client with none", nobody, Vec::new());
 }
 
 /// `revoke_for_user` revokes the user's unrevoked grants (only the online ones when asked) and
@@ -1897,6 +2018,399 @@ pub async fn refresh_tokens_cleanup(storage: &dyn Storage) {
     check_eq(storage, "cleanup_expired with nothing left", third, 0);
 }
 
+/// Events: a batch is recorded and read back unchanged; `query` filters by each of user, client,
+/// kind, `since` (inclusive) and `until` (exclusive), alone and together, newest first.
+pub async fn events_record_and_filter(storage: &dyn Storage) {
+    let repo = storage.events();
+    let base = event_window();
+    let (user, other_user) = (unique("user"), unique("user"));
+    let (client, other_client) = (unique("client"), unique("client"));
+    let (login, issued) = (unique("login.succeeded"), unique("token.issued"));
+    let mut full = event("full", base.plus(5), &login, Some(&user), Some(&client));
+    full.grant_id = Some(unique("grant"));
+    full.session_id = Some(unique("session"));
+    full.details = r#"{"grant_type":"refresh_token","note":"«ünïcødé»"}"#.into();
+    let e1 = event("e1", base.plus(1), &login, Some(&user), Some(&client));
+    let e2 = event("e2", base.plus(2), &issued, Some(&user), Some(&other_client));
+    let e3 = event("e3", base.plus(3), &login, Some(&other_user), Some(&client));
+    let mut e4 = event("e4", base.plus(4), &issued, None, Some(&client));
+    e4.actor = "system".into();
+    ok(storage, "record no events", repo.record(&[]).await);
+    ok(
+        storage,
+        "record events",
+        repo.record(&[e1.clone(), e2.clone(), e3.clone(), e4.clone(), full.clone()])
+            .await,
+    );
+
+    let end = Some((base.plus(EVENT_WINDOW), String::new()));
+    let cases = [
+        (
+            "by user",
+            EventFilter {
+                user_id: Some(user.clone()),
+                ..EventFilter::default()
+            },
+            None,
+            vec![&full, &e2, &e1],
+        ),
+        (
+            "by client",
+            EventFilter {
+                client_id: Some(client.clone()),
+                ..EventFilter::default()
+            },
+            None,
+            vec![&full, &e4, &e3, &e1],
+        ),
+        (
+            "by kind",
+            EventFilter {
+                kind: Some(login.clone()),
+                ..EventFilter::default()
+            },
+            None,
+            vec![&full, &e3, &e1],
+        ),
+        (
+            "by user and client",
+            EventFilter {
+                user_id: Some(user.clone()),
+                client_id: Some(client.clone()),
+                ..EventFilter::default()
+            },
+            None,
+            vec![&full, &e1],
+        ),
+        (
+            "by user and kind",
+            EventFilter {
+                user_id: Some(user.clone()),
+                kind: Some(issued.clone()),
+                ..EventFilter::default()
+            },
+            None,
+            vec![&e2],
+        ),
+        (
+            "since (inclusive) and until (exclusive)",
+            EventFilter {
+                since: Some(base.plus(2)),
+                until: Some(base.plus(4)),
+                ..EventFilter::default()
+            },
+            None,
+            vec![&e3, &e2],
+        ),
+        (
+            "since alone, below the end of the window",
+            EventFilter {
+                since: Some(base.plus(4)),
+                ..EventFilter::default()
+            },
+            end.clone(),
+            vec![&full, &e4],
+        ),
+        (
+            "until alone, with the client",
+            EventFilter {
+                client_id: Some(client.clone()),
+                until: Some(base.plus(3)),
+                ..EventFilter::default()
+            },
+            None,
+            vec![&e1],
+        ),
+        (
+            "by client and since",
+            EventFilter {
+                client_id: Some(client.clone()),
+                since: Some(base.plus(3)),
+                ..EventFilter::default()
+            },
+            None,
+            vec![&full, &e4, &e3],
+        ),
+        (
+            "by every field",
+            EventFilter {
+                user_id: Some(user.clone()),
+                client_id: Some(client.clone()),
+                kind: Some(login.clone()),
+                since: Some(base.plus(1)),
+                until: Some(base.plus(5)),
+            },
+            None,
+            vec![&e1],
+        ),
+        (
+            "no filter, below the end of the window",
+            EventFilter::default(),
+            end.clone(),
+            vec![&full, &e4, &e3, &e2, &e1],
+        ),
+        (
+            "a user with no events",
+            EventFilter {
+                user_id: Some(unique("user")),
+                ..EventFilter::default()
+            },
+            None,
+            vec![],
+        ),
+        (
+            "an empty time range",
+            EventFilter {
+                since: Some(base.plus(3)),
+                until: Some(base.plus(3)),
+                ..EventFilter::default()
+            },
+            None,
+            vec![],
+        ),
+    ];
+    for (what, filter, before, expected) in cases {
+        // `limit` 5: one page holds every event of the window, so the window bounds the results.
+        let page = Page { before, limit: 5 };
+        let found = ok(storage, "query events", repo.query(&filter, &page).await);
+        let expected: Vec<AuditEvent> = expected.into_iter().cloned().collect();
+        check_eq(storage, &format!("events {what}"), found, expected);
+    }
+    // `until` alone: the newest events before it are ours (everything else is older than the window).
+    let filter = EventFilter {
+        until: Some(base.plus(3)),
+        ..EventFilter::default()
+    };
+    let page = Page { before: None, limit: 2 };
+    let found = ok(storage, "query events", repo.query(&filter, &page).await);
+    check_eq(storage, "events until alone", found, vec![e2, e1]);
+}
+
+/// Events page like grants: keyset pages newest first by (`at`, `id`), with page boundaries
+/// inside runs of equal `at`, each event exactly once, through the user, client, kind and time
+/// filters and with none; a page size of 0 returns nothing.
+pub async fn events_pages(storage: &dyn Storage) {
+    let repo = storage.events();
+    let base = event_window();
+    let (user, client, kind) = (unique("user"), unique("client"), unique("admin.changed"));
+    let prefix = unique("event");
+    let mut own: Vec<AuditEvent> = TIES
+        .iter()
+        .map(|(suffix, at)| {
+            let mut e = event(
+                "tie",
+                base.plus(NOW.seconds_until(*at) * 10),
+                &kind,
+                Some(&user),
+                Some(&client),
+            );
+            e.id = format!("{prefix}-{suffix}");
+            e
+        })
+        .collect();
+    // Others at the same times, with ids that sort among ours: matched by no filter but time.
+    let others: Vec<AuditEvent> = [("b2", 10), ("E", 20), ("f", 0)]
+        .iter()
+        .map(|(suffix, offset)| {
+            let mut e = event(
+                "other",
+                base.plus(*offset),
+                &unique("other"),
+                Some(&unique("user")),
+                None,
+            );
+            e.id = format!("{prefix}-{suffix}");
+            e
+        })
+        .collect();
+    ok(storage, "record other events", repo.record(&others).await);
+    ok(storage, "record events", repo.record(&own).await);
+    own.sort_by(|a, b| (b.at, &b.id).cmp(&(a.at, &a.id)));
+    let mut everything: Vec<AuditEvent> = own.iter().chain(&others).cloned().collect();
+    everything.sort_by(|a, b| (b.at, &b.id).cmp(&(a.at, &a.id)));
+
+    let end = Some((base.plus(EVENT_WINDOW), String::new()));
+    let cases = [
+        (
+            "by user",
+            EventFilter {
+                user_id: Some(user.clone()),
+                ..EventFilter::default()
+            },
+            None,
+            &own,
+        ),
+        (
+            "by client",
+            EventFilter {
+                client_id: Some(client.clone()),
+                ..EventFilter::default()
+            },
+            None,
+            &own,
+        ),
+        (
+            "by kind",
+            EventFilter {
+                kind: Some(kind.clone()),
+                ..EventFilter::default()
+            },
+            None,
+            &own,
+        ),
+        (
+            "by time",
+            EventFilter {
+                since: Some(base),
+                until: Some(base.plus(EVENT_WINDOW)),
+                ..EventFilter::default()
+            },
+            None,
+            &everything,
+        ),
+    ];
+    for (what, filter, start, expected) in cases {
+        let pages = event_pages(storage, &filter, start, 3).await;
+        let mut sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+        let listed: Vec<AuditEvent> = pages.into_iter().flatten().collect();
+        check_eq(storage, &format!("events {what} over every page"), &listed, expected);
+        // Full pages until the last, which is short (possibly empty).
+        let last = sizes.pop().unwrap_or_default();
+        check(
+            storage,
+            sizes.iter().all(|n| *n == 3) && last < 3,
+            format!("events {what}: page sizes {sizes:?} then {last}"),
+        );
+    }
+    // With no filter at all the pages go on into older events: the first ones below the window's
+    // end are ours, in order.
+    let pages = event_pages(storage, &EventFilter::default(), end, 4).await;
+    let listed: Vec<AuditEvent> = pages.into_iter().flatten().take(everything.len()).collect();
+    check_eq(
+        storage,
+        "events with no filter over the first pages",
+        listed,
+        everything,
+    );
+
+    let filter = EventFilter {
+        user_id: Some(user),
+        ..EventFilter::default()
+    };
+    let after_last = Page {
+        before: own.last().map(|e| (e.at, e.id.clone())),
+        limit: 3,
+    };
+    let rest = ok(storage, "query events", repo.query(&filter, &after_last).await);
+    check_eq(storage, "the page after the last event", rest, Vec::new());
+    let empty = Page { before: None, limit: 0 };
+    let none = ok(storage, "query events", repo.query(&filter, &empty).await);
+    check_eq(storage, "a page of 0 events", none, Vec::new());
+}
+
+/// Recording an event id that exists, or the same id twice in one batch, is a conflict, and a
+/// batch that conflicts records none of its events.
+pub async fn events_duplicate_id(storage: &dyn Storage) {
+    let repo = storage.events();
+    let base = event_window();
+    let user = unique("user");
+    let first = event("first", base, "login.succeeded", Some(&user), None);
+    ok(storage, "record event", repo.record(std::slice::from_ref(&first)).await);
+    let mut again = first.clone();
+    again.kind = "login.failed".into();
+    expect_conflict(
+        storage,
+        "recording an event id twice",
+        repo.record(std::slice::from_ref(&again)).await,
+    );
+    let fresh = event("fresh", base.plus(1), "logout", Some(&user), None);
+    expect_conflict(
+        storage,
+        "recording a batch holding a stored event id",
+        repo.record(&[fresh, again]).await,
+    );
+    let twin = event("twin", base.plus(2), "logout", Some(&user), None);
+    expect_conflict(
+        storage,
+        "recording a batch holding one id twice",
+        repo.record(&[twin.clone(), twin]).await,
+    );
+    let filter = EventFilter {
+        user_id: Some(user),
+        ..EventFilter::default()
+    };
+    let found = ok(
+        storage,
+        "query events",
+        repo.query(
+            &filter,
+            &Page {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await,
+    );
+    check_eq(
+        storage,
+        "events after conflicting batches (only the first, unchanged)",
+        found,
+        vec![first],
+    );
+}
+
+/// `cleanup_before` deletes events strictly before the cutoff, at most `limit` per call.
+pub async fn events_cleanup_before(storage: &dyn Storage) {
+    let repo = storage.events();
+    // Long before any other check's events, so only this check's (of earlier runs too) go.
+    let cutoff = Timestamp(1_000_000);
+    loop {
+        if ok(storage, "cleanup_before", repo.cleanup_before(cutoff, 1000).await) == 0 {
+            break;
+        }
+    }
+    let user = unique("user");
+    let old: Vec<AuditEvent> = (1..=3)
+        .map(|n| event("old", Timestamp(cutoff.0 - n), "token.issued", Some(&user), None))
+        .collect();
+    let at_cutoff = event("at-cutoff", cutoff, "token.issued", Some(&user), None);
+    let after = event("after", cutoff.plus(1), "token.issued", Some(&user), None);
+    let mut batch = old.clone();
+    batch.extend([at_cutoff.clone(), after.clone()]);
+    ok(storage, "record events", repo.record(&batch).await);
+
+    let none = ok(storage, "cleanup_before", repo.cleanup_before(cutoff, 0).await);
+    check_eq(storage, "cleanup_before with limit 0", none, 0);
+    let first = ok(storage, "cleanup_before", repo.cleanup_before(cutoff, 2).await);
+    check_eq(storage, "cleanup_before with limit 2 of 3 old events", first, 2);
+    let second = ok(storage, "cleanup_before", repo.cleanup_before(cutoff, 2).await);
+    check_eq(storage, "cleanup_before of the last old event", second, 1);
+    let third = ok(storage, "cleanup_before", repo.cleanup_before(cutoff, 2).await);
+    check_eq(storage, "cleanup_before with nothing left", third, 0);
+    let filter = EventFilter {
+        user_id: Some(user),
+        ..EventFilter::default()
+    };
+    let left = ok(
+        storage,
+        "query events",
+        repo.query(
+            &filter,
+            &Page {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await,
+    );
+    check_eq(
+        storage,
+        "events after cleanup_before (the one at the cutoff is kept)",
+        left,
+        vec![after, at_cutoff],
+    );
+}
+
 fn user(id: &str, username: &str) -> User {
     User {
         id: id.to_owned(),
@@ -2020,6 +2534,67 @@ fn revoked_as(mut grant: Grant, at: Timestamp, reason: &str) -> Grant {
     grant.revoked_at = Some(at);
     grant.revocation_reason = Some(reason.to_owned());
     grant
+}
+
+/// Id suffixes and times of 7 rows that, in pages of 3 newest first, put both page boundaries
+/// inside a run of equal times, each right after an id that byte order and a case-insensitive
+/// collation place differently ("a" > "D" in bytes, `a` < `D` alphabetically; likewise "b", "C").
+/// In order: c (NOW+2); e, a | D (NOW+1); g, b | C (NOW).
+const TIES: [(&str, Timestamp); 7] = [
+    ("a", Timestamp(NOW.0 + 1)),
+    ("C", NOW),
+    ("c", Timestamp(NOW.0 + 2)),
+    ("g", NOW),
+    ("D", Timestamp(NOW.0 + 1)),
+    ("b", NOW),
+    ("e", Timestamp(NOW.0 + 1)),
+];
+
+/// The span of [`event_window`]s, in seconds.
+const EVENT_WINDOW: u64 = 1000;
+
+/// The start of a span of [`EVENT_WINDOW`] seconds that no other check (of this run or an earlier
+/// one on the same database) records events in: random, and after `NOW`.
+fn event_window() -> Timestamp {
+    Timestamp(NOW.0 + 1_000_000_000 + i64::from(rand::random::<u32>()) * 1_000)
+}
+
+/// An event with a fresh id (`label-…`), actor `user` and empty details.
+fn event(label: &str, at: Timestamp, kind: &str, user_id: Option<&str>, client_id: Option<&str>) -> AuditEvent {
+    AuditEvent {
+        id: unique(label),
+        at,
+        kind: kind.to_owned(),
+        actor: "user".into(),
+        user_id: user_id.map(str::to_owned),
+        client_id: client_id.map(str::to_owned),
+        grant_id: None,
+        session_id: None,
+        details: "{}".into(),
+    }
+}
+
+/// The pages of `filter`, `limit` events each, from `start`, each continuing after the last
+/// (`at`, `id`) of the one before, up to the first short page (at most 10 pages).
+async fn event_pages(
+    storage: &dyn Storage,
+    filter: &EventFilter,
+    start: Option<(Timestamp, String)>,
+    limit: u32,
+) -> Vec<Vec<AuditEvent>> {
+    let mut pages = Vec::new();
+    let mut before = start;
+    while pages.len() < 10 {
+        let page = Page { before, limit };
+        let rows = ok(storage, "query events", storage.events().query(filter, &page).await);
+        before = rows.last().map(|e| (e.at, e.id.clone()));
+        let last = rows.len() < usize::try_from(limit).unwrap_or(usize::MAX);
+        pages.push(rows);
+        if last {
+            break;
+        }
+    }
+    pages
 }
 
 /// Each grant is stored exactly as given.
