@@ -4,6 +4,8 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use tessera_core::client::{AccessTokenFormat, AuthMethod, ClientSettings, ClientType};
 use tessera_core::{Client, Clock as _};
+use tessera_server::admin::ADMIN_SCOPE;
+use tessera_server::audit::{Actor, Audit, Event, EventKind};
 use tessera_server::clients;
 use tessera_server::clock::SystemClock;
 use tessera_storage::Storage;
@@ -17,6 +19,10 @@ pub enum ClientCommand {
         /// The client_id (default: generated).
         #[arg(long)]
         id: Option<String>,
+        /// An admin API client: confidential, the client_credentials grant and the
+        /// `tessera:admin` scope (added to the options given).
+        #[arg(long)]
+        admin: bool,
         #[command(flatten)]
         settings: SettingsArgs,
     },
@@ -215,13 +221,28 @@ fn create_defaults(args: &SettingsArgs) -> ClientSettings {
     }
 }
 
-pub async fn run(command: ClientCommand, storage: &dyn Storage, json: bool) -> anyhow::Result<()> {
+pub async fn run(command: ClientCommand, storage: &dyn Storage, audit: &Audit, json: bool) -> anyhow::Result<()> {
     let now = SystemClock.now();
     let mut rng = rand::rngs::OsRng;
+    let event = |kind: EventKind, id: &str| Event::new(kind, Actor::Admin).client(id).detail("via", "cli");
     match command {
-        ClientCommand::Create { id, mut settings } => {
+        ClientCommand::Create {
+            id,
+            admin,
+            mut settings,
+        } => {
             let base = settings.base(create_defaults(&settings))?;
-            let registered = clients::create(storage, &mut rng, now, id, settings.apply(base)?).await?;
+            let mut settings = settings.apply(base)?;
+            if admin {
+                if !settings.grant_types.contains(&GrantType::ClientCredentials) {
+                    settings.grant_types.push(GrantType::ClientCredentials);
+                }
+                if !settings.scopes.iter().any(|s| s == ADMIN_SCOPE) {
+                    settings.scopes.push(ADMIN_SCOPE.to_owned());
+                }
+            }
+            let registered = clients::create(storage, &mut rng, now, id, settings).await?;
+            audit.record(now, event(EventKind::ClientCreated, &registered.client.id));
             print_client(&registered.client, registered.secret.as_deref(), json);
         }
         ClientCommand::List => {
@@ -250,14 +271,17 @@ pub async fn run(command: ClientCommand, storage: &dyn Storage, json: bool) -> a
             let current = clients::show(storage, &id).await?;
             let base = settings.base(current.settings)?;
             let updated = clients::update(storage, &mut rng, now, &id, settings.apply(base)?).await?;
+            audit.record(now, event(EventKind::ClientUpdated, &id));
             print_client(&updated.client, updated.secret.as_deref(), json);
         }
         ClientCommand::RotateSecret { id } => {
             let rotated = clients::rotate_secret(storage, &mut rng, now, &id).await?;
+            audit.record(now, event(EventKind::ClientSecretRotated, &id));
             print_client(&rotated.client, rotated.secret.as_deref(), json);
         }
         ClientCommand::Delete { id } => {
             clients::delete(storage, &id).await?;
+            audit.record(now, event(EventKind::ClientDeleted, &id));
             if json {
                 println!("{}", serde_json::json!({ "deleted": id }));
             } else {

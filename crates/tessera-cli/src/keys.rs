@@ -3,6 +3,7 @@
 use clap::Subcommand;
 use tessera_core::keys::KeyState;
 use tessera_core::Clock as _;
+use tessera_server::audit::{Actor, Audit, Event, EventKind};
 use tessera_server::clock::SystemClock;
 use tessera_server::config::Config;
 use tessera_server::keys::{load_encryption_key, KeyStore};
@@ -26,7 +27,13 @@ fn parse_algorithm(value: &str) -> Result<JwsAlgorithm, String> {
     JwsAlgorithm::parse(value).ok_or_else(|| format!("unknown algorithm {value:?} (ES256, RS256, EdDSA)"))
 }
 
-pub async fn run(command: KeysCommand, config: &Config, storage: &dyn Storage, json: bool) -> anyhow::Result<()> {
+pub async fn run(
+    command: KeysCommand,
+    config: &Config,
+    storage: &dyn Storage,
+    audit: &Audit,
+    json: bool,
+) -> anyhow::Result<()> {
     let now = SystemClock.now();
     let keys = KeyStore::open(storage, load_encryption_key(config)?, now).await?;
     match command {
@@ -69,6 +76,15 @@ pub async fn run(command: KeysCommand, config: &Config, storage: &dyn Storage, j
             let rotated = keys
                 .rotate(storage, &algorithms, now, config.keys.publication_delay, retire_after)
                 .await?;
+            for key in &rotated {
+                audit.record(
+                    now,
+                    Event::new(EventKind::KeyRotated, Actor::Admin)
+                        .detail("kid", key.kid.clone())
+                        .detail("algorithm", key.algorithm.as_str())
+                        .detail("via", "cli"),
+                );
+            }
             if json {
                 println!("{}", serde_json::to_value(&rotated)?);
             } else {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use tessera_server::audit::Audit;
 use tessera_server::clock::SystemClock;
 use tessera_server::config::{Config, LogFormat};
 use tessera_server::keys::{load_encryption_key, KeyStore};
@@ -109,9 +110,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Client(command) => client::run(*command, storage.as_ref(), cli.json).await,
-        Command::User(command) => user::run(*command, &config, storage.as_ref(), cli.json).await,
-        Command::Keys(command) => keys::run(command, &config, storage.as_ref(), cli.json).await,
+        Command::Client(command) => {
+            let audit = Audit::new(storage.clone(), config.audit.store);
+            let result = client::run(*command, storage.as_ref(), &audit, cli.json).await;
+            audit.flush().await;
+            result
+        }
+        Command::User(command) => {
+            let audit = Audit::new(storage.clone(), config.audit.store);
+            let result = user::run(*command, &config, storage.as_ref(), &audit, cli.json).await;
+            audit.flush().await;
+            result
+        }
+        Command::Keys(command) => {
+            let audit = Audit::new(storage.clone(), config.audit.store);
+            let result = keys::run(command, &config, storage.as_ref(), &audit, cli.json).await;
+            audit.flush().await;
+            result
+        }
     }
 }
 

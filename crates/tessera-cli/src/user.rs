@@ -8,6 +8,7 @@ use std::io::BufRead as _;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use tessera_core::{Clock as _, User, UserClaims};
+use tessera_server::audit::{Actor, Audit, Event, EventKind};
 use tessera_server::clock::SystemClock;
 use tessera_server::config::Config;
 use tessera_server::users;
@@ -102,9 +103,23 @@ fn read_password() -> anyhow::Result<String> {
     Ok(password)
 }
 
-pub async fn run(command: UserCommand, config: &Config, storage: &dyn Storage, json: bool) -> anyhow::Result<()> {
+pub async fn run(
+    command: UserCommand,
+    config: &Config,
+    storage: &dyn Storage,
+    audit: &Audit,
+    json: bool,
+) -> anyhow::Result<()> {
     let now = SystemClock.now();
     let revocation = config.refresh_tokens.revoke_on_password_change;
+    let record = |kind: EventKind, user: &User| {
+        audit.record(
+            now,
+            Event::new(kind, Actor::Admin)
+                .user(user.id.clone())
+                .detail("via", "cli"),
+        );
+    };
     match command {
         UserCommand::Create {
             username,
@@ -121,6 +136,7 @@ pub async fn run(command: UserCommand, config: &Config, storage: &dyn Storage, j
                 claims.apply(UserClaims::default())?,
             )
             .await?;
+            record(EventKind::UserCreated, &user);
             print_user(&user, json);
         }
         UserCommand::List => {
@@ -139,26 +155,31 @@ pub async fn run(command: UserCommand, config: &Config, storage: &dyn Storage, j
             }
         }
         UserCommand::Show { user } => print_user(&users::show(storage, &user).await?, json),
-        UserCommand::Passwd { user } => print_user(
-            &users::set_password(storage, now, &user, &read_password()?, revocation).await?,
-            json,
-        ),
-        UserCommand::Disable { user } => {
-            print_user(&users::set_disabled(storage, now, &user, true, revocation).await?, json)
+        UserCommand::Passwd { user } => {
+            let user = users::set_password(storage, now, &user, &read_password()?, revocation).await?;
+            record(EventKind::PasswordChanged, &user);
+            print_user(&user, json);
         }
-        UserCommand::Enable { user } => print_user(
-            &users::set_disabled(storage, now, &user, false, revocation).await?,
-            json,
-        ),
+        UserCommand::Disable { user } => {
+            let user = users::set_disabled(storage, now, &user, true, revocation).await?;
+            record(EventKind::UserUpdated, &user);
+            print_user(&user, json);
+        }
+        UserCommand::Enable { user } => {
+            let user = users::set_disabled(storage, now, &user, false, revocation).await?;
+            record(EventKind::UserUpdated, &user);
+            print_user(&user, json);
+        }
         UserCommand::Update { user, claims } => {
             let current = users::show(storage, &user).await?;
-            print_user(
-                &users::set_claims(storage, now, &user, claims.apply(current.claims)?).await?,
-                json,
-            );
+            let user = users::set_claims(storage, now, &user, claims.apply(current.claims)?).await?;
+            record(EventKind::UserUpdated, &user);
+            print_user(&user, json);
         }
         UserCommand::Delete { user } => {
-            users::delete(storage, now, &user).await?;
+            let existing = users::show(storage, &user).await?;
+            users::delete(storage, now, &existing.id).await?;
+            record(EventKind::UserDeleted, &existing);
             if json {
                 println!("{}", serde_json::json!({ "deleted": user }));
             } else {

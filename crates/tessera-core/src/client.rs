@@ -24,6 +24,7 @@ pub struct Client {
 
 /// RFC 6749 §2.1 client types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ClientType {
     /// Can keep a secret (a server-side application).
@@ -34,6 +35,7 @@ pub enum ClientType {
 
 /// Token endpoint authentication methods (RFC 7591 §2, OIDC Core §9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
     /// HTTP Basic with the form-encoded id and secret (RFC 6749 §2.3.1).
@@ -81,6 +83,7 @@ impl AuthMethod {
 
 /// How access tokens are issued to a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AccessTokenFormat {
     /// A signed JWT per RFC 9068, verifiable by resource servers against `/jwks`.
@@ -91,6 +94,7 @@ pub enum AccessTokenFormat {
 
 /// When a client gets refresh tokens (DESIGN §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RefreshTokenIssuance {
     /// Only when `offline_access` is asked and allowed.
@@ -103,6 +107,7 @@ pub enum RefreshTokenIssuance {
 
 /// Per-client refresh-token settings; `None` means the server-wide default (DESIGN §2).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RefreshTokenSettings {
     /// When RTs are issued.
@@ -136,6 +141,7 @@ pub struct RefreshTokenSettings {
 
 /// The settings of a client other than its id and secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {
     /// A display name.

@@ -37,6 +37,7 @@ impl std::fmt::Debug for User {
 
 /// OIDC Core §5.1 standard claims a local user may have. Stored as one JSON document.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 #[expect(missing_docs, reason = "each field is the OIDC Core §5.1 claim of the same name")]
 pub struct UserClaims {

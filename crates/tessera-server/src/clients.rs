@@ -50,7 +50,7 @@ pub struct RegisteredClient {
 /// Invalid settings, a taken id, storage failures.
 pub async fn create(
     storage: &dyn Storage,
-    rng: &mut dyn RngCore,
+    rng: &mut (dyn RngCore + Send),
     now: Timestamp,
     id: Option<String>,
     settings: ClientSettings,
@@ -86,7 +86,7 @@ pub async fn create(
 /// Invalid settings, an unknown client, storage failures.
 pub async fn update(
     storage: &dyn Storage,
-    rng: &mut dyn RngCore,
+    rng: &mut (dyn RngCore + Send),
     now: Timestamp,
     id: &str,
     settings: ClientSettings,
@@ -120,7 +120,7 @@ pub async fn update(
 /// An unknown client or one without a secret-based method; storage failures.
 pub async fn rotate_secret(
     storage: &dyn Storage,
-    rng: &mut dyn RngCore,
+    rng: &mut (dyn RngCore + Send),
     now: Timestamp,
     id: &str,
 ) -> Result<RegisteredClient, ClientError> {

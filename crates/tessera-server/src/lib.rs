@@ -4,6 +4,8 @@
 //! with graceful shutdown. Handlers are thin: extract, call one grant or service function, render.
 //! Policy lives in `tessera-core`; SQL lives in the storage crates.
 
+pub mod admin;
+pub mod audit;
 pub mod clients;
 pub mod clock;
 pub mod config;
@@ -55,6 +57,9 @@ pub fn app(state: AppState) -> Router {
             get(endpoints::authorize::get).post(endpoints::authorize::post),
         )
         .route("/login", post(endpoints::login::post))
+        .route("/account", get(endpoints::account::get))
+        .route("/account/sessions/{id}/end", post(endpoints::account::end_session))
+        .route("/account/grants/{id}/revoke", post(endpoints::account::revoke_grant))
         .route("/consent", post(endpoints::consent::post))
         .route(
             "/userinfo",
@@ -64,6 +69,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(endpoints::health::healthz))
         .route("/readyz", get(endpoints::health::readyz))
         .route("/metrics", get(endpoints::metrics::get))
+        .merge(admin::router(&state))
         .fallback(not_found)
         .layer(middleware::from_fn(log_errors))
         .layer(middleware::from_fn(move |request: Request, next: Next| {

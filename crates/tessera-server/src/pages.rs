@@ -38,6 +38,7 @@ impl Pages {
             ("error.html", include_str!("../templates/error.html")),
             ("form_post.html", include_str!("../templates/form_post.html")),
             ("logout.html", include_str!("../templates/logout.html")),
+            ("account.html", include_str!("../templates/account.html")),
         ] {
             // The templates are compiled into the binary; a syntax error is caught by the tests.
             if let Err(error) = env.add_template(name, source) {
@@ -191,6 +192,7 @@ mod tests {
             "error.html",
             "form_post.html",
             "logout.html",
+            "account.html",
         ] {
             let response = pages.render(StatusCode::OK, template, minijinja::context! { client_name => "<App>", scopes => vec!["a"], fields => vec![("code", "x")], action => "https://app.example/cb" }, None);
             assert_eq!(response.status(), StatusCode::OK, "{template}");

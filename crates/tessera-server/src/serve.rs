@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use tessera_core::Timestamp;
+
 use tokio::net::TcpListener;
 
 use crate::state::AppState;
@@ -138,6 +140,18 @@ pub async fn purge_once(state: &AppState) -> Result<u64, tessera_storage::Reposi
             }
             tokio::task::yield_now().await;
         }
+    }
+    let cutoff = Timestamp(
+        now.0
+            .saturating_sub(i64::try_from(state.config.audit.retention).unwrap_or(i64::MAX)),
+    );
+    loop {
+        let batch = state.storage.events().cleanup_before(cutoff, PURGE_BATCH).await?;
+        deleted += batch;
+        if batch < u64::from(PURGE_BATCH) {
+            break;
+        }
+        tokio::task::yield_now().await;
     }
     let retired = state.storage.signing_keys().remove_retired(now).await?;
     if retired > 0 {

@@ -7,6 +7,7 @@ use tessera_core::grant::client_credentials::AccessTokenPolicy;
 use tessera_core::{Clock, Timestamp};
 use tessera_storage::Storage;
 
+use crate::audit::Audit;
 use crate::clients::ClientCache;
 use crate::config::Config;
 use crate::endpoints::metrics::Metrics;
@@ -38,6 +39,8 @@ pub struct Inner {
     pub clients: ClientCache,
     /// The compiled page templates.
     pub pages: Pages,
+    /// The audit trail.
+    pub audit: Audit,
 }
 
 /// The server's own URLs, derived from the issuer.
@@ -78,7 +81,9 @@ impl AppState {
         };
         let jwks_cache = JwksCache::new(&config.client_auth);
         let clients = ClientCache::new(Duration::from_millis(config.client_auth.client_cache_ttl_ms));
+        let audit = Audit::new(storage.clone(), config.audit.store);
         Self(Arc::new(Inner {
+            audit,
             config,
             urls,
             storage,

@@ -45,7 +45,7 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 /// An invalid username or password, a taken username, storage failures.
 pub async fn create(
     storage: &dyn Storage,
-    rng: &mut dyn RngCore,
+    rng: &mut (dyn RngCore + Send),
     now: Timestamp,
     username: &str,
     password: Option<&str>,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// `none` is deliberately absent: it can never be named, parsed or used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum JwsAlgorithm {
     /// ECDSA with P-256 and SHA-256: the default for access tokens (fast to sign and verify).
     ES256,

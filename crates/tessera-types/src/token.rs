@@ -6,6 +6,7 @@ use crate::form::FormParams;
 
 /// A grant type Tessera knows by name (RFC 6749 §4, RFC 8693).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum GrantType {
     /// RFC 6749 §4.1.
     #[serde(rename = "authorization_code")]

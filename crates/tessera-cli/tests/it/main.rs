@@ -3,6 +3,10 @@
 //! clients (`oauth2`, `jsonwebtoken`, `reqwest`) and the real `tessera` binary for the CLI.
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly by design")]
 
+mod account;
+mod admin;
+mod admin_fuzz;
+mod audit;
 mod authorization_code;
 mod bench_smoke;
 mod browser;

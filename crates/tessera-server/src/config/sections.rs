@@ -42,6 +42,9 @@ pub struct Config {
     /// Client authentication.
     #[serde(default)]
     pub client_auth: ClientAuthConfig,
+    /// The audit trail.
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -272,6 +275,19 @@ pub struct ClientAuthConfig {
     pub client_cache_ttl_ms: u64,
 }
 
+/// `[audit]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Whether audit events are stored in the database (readable through the admin API) as well
+    /// as logged. Default true.
+    #[serde(default = "default_true")]
+    pub store: bool,
+    /// How long stored events are kept, seconds. Default 7776000 (90 days).
+    #[serde(default = "default_audit_retention")]
+    pub retention: u64,
+}
+
 /// `[log]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -404,6 +420,9 @@ fn default_jwks_cache_ttl() -> u64 {
 fn default_client_cache_ttl_ms() -> u64 {
     1000
 }
+fn default_audit_retention() -> u64 {
+    90 * 24 * 3600
+}
 fn default_log_filter() -> String {
     "info".into()
 }
@@ -429,5 +448,6 @@ default_from_serde!(
     RefreshTokensConfig,
     SessionsConfig,
     ClientAuthConfig,
+    AuditConfig,
     LogConfig
 );

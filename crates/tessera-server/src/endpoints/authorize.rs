@@ -16,6 +16,7 @@ use tessera_types::authorize::AuthorizationRequest;
 use tessera_types::form::FormParams;
 use tessera_types::ErrorCode;
 
+use crate::audit::{Actor, Event, EventKind};
 use crate::pages::{csrf_token, random_token, with_cookies};
 use crate::sessions;
 use crate::state::AppState;
@@ -226,7 +227,15 @@ async fn authorize_validated(
                 .storage
                 .consents()
                 .grant(&user.id, &client.id, &scope_tokens, now)
-                .await?
+                .await?;
+            state.audit.record(
+                now,
+                Event::new(EventKind::ConsentGiven, Actor::User)
+                    .user(user.id.clone())
+                    .client(client.id.clone())
+                    .session(session.id.clone())
+                    .detail("scope", request.scope.to_string()),
+            );
         }
         None => {}
     }
@@ -290,6 +299,15 @@ async fn authorize_validated(
     state.storage.authorization_codes().add(&code).await?;
     state.storage.sessions().touch(&session.id, now).await?;
     tracing::info!(client.id = %client.id, user.id = %user.id, "issued authorization code");
+    state.audit.record(
+        now,
+        Event::new(EventKind::AuthorizationCodeIssued, Actor::User)
+            .user(user.id.clone())
+            .client(client.id.clone())
+            .session(session.id.clone())
+            .grant(code.grant_id.clone())
+            .detail("scope", code.scope.clone()),
+    );
     Ok(with_cookies(reply.success(&code_value), set_cookies))
 }
 

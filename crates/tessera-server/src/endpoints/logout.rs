@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use tessera_types::form::FormParams;
 
+use crate::audit::{Actor, Event, EventKind};
 use crate::endpoints::authorize::is_form;
 use crate::pages::{csrf_matches, csrf_token, with_cookies};
 use crate::sessions;
@@ -115,11 +116,22 @@ async fn logout(state: &AppState, headers: &HeaderMap, raw: &[u8], is_post: bool
         );
         return with_cookies(page, csrf_cookie);
     }
+    let user_id = current.as_ref().map(|(_, user)| user.id.clone());
     let session_id = current.map(|(session, _)| session.id).or(hint_sid);
     if let Some(session_id) = session_id {
         if let Err(error) = sessions::end(state, &session_id, "logout").await {
             return crate::error::OAuthError::from(error).into_response();
         }
+        let mut event = Event::new(EventKind::SessionEnded, Actor::User)
+            .session(session_id)
+            .detail("reason", "logout");
+        if let Some(user_id) = user_id {
+            event = event.user(user_id);
+        }
+        if let Some(client_id) = &client_id {
+            event = event.client(client_id.clone());
+        }
+        state.audit.record(state.now(), event);
     }
     let response = match redirect {
         Some(mut uri) => {

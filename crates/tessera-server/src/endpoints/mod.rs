@@ -1,5 +1,6 @@
 //! One module per endpoint (DESIGN §4).
 
+pub mod account;
 pub mod authorize;
 pub mod consent;
 pub mod discovery;

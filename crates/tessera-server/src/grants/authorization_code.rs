@@ -10,6 +10,7 @@ use tessera_core::grant::{authorization_code, GrantError};
 use tessera_core::{Client, Scope, TokenHash, TokenKind};
 use tessera_types::token::{AuthorizationCodeGrant, TokenResponse};
 
+use crate::audit::{Actor, Event, EventKind};
 use crate::error::OAuthError;
 use crate::grants::common;
 use crate::state::AppState;
@@ -106,6 +107,15 @@ pub async fn handle(
     )
     .await?;
     tracing::info!(client.id = %client.id, grant.id = %grant.id, kind = grant.kind.as_str(), "exchanged authorization code");
+    state.audit.record(
+        now,
+        Event::new(EventKind::TokenIssued, Actor::Client)
+            .user(grant.user_id.clone())
+            .client(client.id.clone())
+            .grant(grant.id.clone())
+            .detail("grant_type", "authorization_code")
+            .detail("kind", grant.kind.as_str()),
+    );
     Ok(response)
 }
 
@@ -115,6 +125,14 @@ async fn revoke_after_reuse(state: &AppState, grant_id: &str) -> OAuthError {
     match state.storage.grants().revoke(grant_id, state.now(), "code_reuse").await {
         Ok(revoked) => {
             tracing::warn!(grant.id = grant_id, revoked, "authorization code reused: grant revoked");
+            if revoked {
+                state.audit.record(
+                    state.now(),
+                    Event::new(EventKind::GrantRevoked, Actor::Policy)
+                        .grant(grant_id)
+                        .detail("reason", "code_reuse"),
+                );
+            }
             GrantError::CodeReused {
                 grant_id: grant_id.to_owned(),
             }

@@ -6,6 +6,7 @@ use tessera_core::grant::client_credentials;
 use tessera_core::Client;
 use tessera_types::token::{ClientCredentialsGrant, TokenResponse};
 
+use crate::audit::{Actor, Event, EventKind};
 use crate::error::OAuthError;
 use crate::state::AppState;
 use crate::tokens::issue_access_token;
@@ -23,6 +24,13 @@ pub async fn handle(
     let plan = client_credentials::decide(client, request, state.access_token_policy(), now)?;
     let access_token = issue_access_token(state, client, None, &plan).await?;
     tracing::info!(client.id = %client.id, scope = %plan.scope, "issued client-credentials access token");
+    state.audit.record(
+        now,
+        Event::new(EventKind::TokenIssued, Actor::Client)
+            .client(client.id.clone())
+            .detail("grant_type", "client_credentials")
+            .detail("scope", plan.scope.to_string()),
+    );
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer".into(),

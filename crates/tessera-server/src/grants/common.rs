@@ -7,6 +7,7 @@ use tessera_core::refresh::{self, RefreshPolicy, RefreshToken};
 use tessera_core::{Client, Grant, GrantKind, Scope, SsoSession, Timestamp, TokenHash, TokenKind, User};
 use tessera_types::token::{GrantType, TokenResponse};
 
+use crate::audit::{Actor, Event, EventKind};
 use crate::error::OAuthError;
 use crate::state::AppState;
 use crate::tokens::id_token::{self, IdTokenParams};
@@ -104,6 +105,14 @@ pub async fn store_first_refresh_token(
         .await?;
     if revoked > 0 {
         tracing::info!(user.id = %grant.user_id, client.id = %client.id, revoked, limit, "grant limit reached: least recently used grants revoked");
+        state.audit.record(
+            grant.created_at,
+            Event::new(EventKind::GrantRevoked, Actor::Policy)
+                .user(grant.user_id.clone())
+                .client(client.id.clone())
+                .detail("reason", "grant_limit")
+                .detail("count", revoked),
+        );
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use tessera_core::grant::GrantError;
 use tessera_core::Scope;
 use tessera_types::token::{GrantType, PasswordGrant, TokenResponse};
 
+use crate::audit::{Actor, Event, EventKind};
 use crate::error::OAuthError;
 use crate::grants::common;
 use crate::sessions;
@@ -81,7 +82,7 @@ pub async fn handle(
         acr: None,
         grant_id: Some(&grant.id),
     };
-    common::respond(
+    let response = common::respond(
         state,
         common::UserTokens {
             client,
@@ -94,5 +95,15 @@ pub async fn handle(
             now,
         },
     )
-    .await
+    .await?;
+    state.audit.record(
+        now,
+        Event::new(EventKind::TokenIssued, Actor::Client)
+            .user(user.id.clone())
+            .client(client.id.clone())
+            .grant(grant.id.clone())
+            .session(session.id.clone())
+            .detail("grant_type", "password"),
+    );
+    Ok(response)
 }

@@ -15,6 +15,7 @@ use tessera_core::{Client, GrantKind, TokenHash, TokenKind};
 use tessera_storage::{RefreshContext, Rotation};
 use tessera_types::token::{GrantType, RefreshTokenGrant, TokenResponse};
 
+use crate::audit::{Actor, Event, EventKind};
 use crate::error::OAuthError;
 use crate::grants::common::{self, refresh_policy};
 use crate::state::AppState;
@@ -77,11 +78,19 @@ pub async fn handle(
             Ok(plan) => plan,
             Err(GrantError::RefreshTokenReused { grant_id }) => {
                 // B3: revoke the whole family, committed before the error goes out.
-                state
+                let revoked = state
                     .storage
                     .grants()
                     .revoke(&grant_id, now, "refresh_token_reuse")
                     .await?;
+                state.audit.record(
+                    now,
+                    Event::new(EventKind::RefreshTokenReuseDetected, Actor::Policy)
+                        .user(grant.user_id.clone())
+                        .client(client.id.clone())
+                        .grant(grant_id.clone())
+                        .detail("grant_revoked", revoked),
+                );
                 tracing::warn!(grant.id = %grant_id, client.id = %client.id, user.id = %grant.user_id, event = "refresh_token.reuse_detected", "refresh token reused outside the grace window: grant revoked");
                 return Err(GrantError::RefreshTokenReused { grant_id }.into());
             }
@@ -149,6 +158,14 @@ pub async fn handle(
         )
         .await?;
         tracing::info!(client.id = %client.id, grant.id = %grant.id, sibling = expected_use_count.is_none(), "refreshed");
+        state.audit.record(
+            now,
+            Event::new(EventKind::RefreshTokenRotated, Actor::Client)
+                .user(grant.user_id.clone())
+                .client(client.id.clone())
+                .grant(grant.id.clone())
+                .detail("sibling", expected_use_count.is_none()),
+        );
         return Ok(response);
     }
     Err(OAuthError::new(
