@@ -111,19 +111,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Client(command) => {
-            let audit = Audit::new(storage.clone(), config.audit.store);
+            let audit = Audit::new(storage.clone(), &config.audit);
             let result = client::run(*command, storage.as_ref(), &audit, cli.json).await;
             audit.flush().await;
             result
         }
         Command::User(command) => {
-            let audit = Audit::new(storage.clone(), config.audit.store);
+            let audit = Audit::new(storage.clone(), &config.audit);
             let result = user::run(*command, &config, storage.as_ref(), &audit, cli.json).await;
             audit.flush().await;
             result
         }
         Command::Keys(command) => {
-            let audit = Audit::new(storage.clone(), config.audit.store);
+            let audit = Audit::new(storage.clone(), &config.audit);
             let result = keys::run(command, &config, storage.as_ref(), &audit, cli.json).await;
             audit.flush().await;
             result

@@ -1,7 +1,8 @@
 //! The audit trail: who did what to which user, client, grant or session, and when.
 //!
 //! Every event is logged at once as a structured `tracing` event (target `tessera::audit`) and,
-//! with `audit.store` on, queued for storage. A background task writes the queue in batches (one
+//! with `audit.store` on, queued for storage (the high-volume token events only with
+//! `audit.store_token_events`). A background task writes the queue in batches (one
 //! transaction per batch), so a refresh does not wait for its audit row: the token's own write is
 //! what must be durable before the response (DESIGN B5), and an event is at most one batch
 //! behind it. The price: events queued when the process is killed are in the log but not in the
@@ -17,6 +18,8 @@ use serde_json::{Map, Value};
 use tessera_core::Timestamp;
 use tessera_storage::{AuditEvent, Storage};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::config::AuditConfig;
 
 /// Events waiting to be stored; beyond this (a database outage, say), new events are only logged.
 const QUEUE_CAPACITY: usize = 65_536;
@@ -89,6 +92,16 @@ impl EventKind {
         Self::UserDeleted,
         Self::KeyRotated,
     ];
+
+    /// Whether this kind happens on nearly every token request (stored only with
+    /// `audit.store_token_events`).
+    #[must_use]
+    pub fn is_high_volume(self) -> bool {
+        matches!(
+            self,
+            Self::TokenIssued | Self::RefreshTokenRotated | Self::AuthorizationCodeIssued
+        )
+    }
 
     /// The stable name stored and logged, e.g. `refresh_token.reuse_detected`.
     #[must_use]
@@ -214,24 +227,29 @@ enum Command {
 /// The audit sink: logs each event and queues it for storage.
 pub struct Audit {
     queue: Option<mpsc::Sender<Command>>,
+    store_token_events: bool,
     dropped: Arc<AtomicU64>,
 }
 
 impl Audit {
-    /// A sink that stores events in `storage` when `store` is on (the writer task runs on the
+    /// A sink that stores events in `storage` as `config` says (the writer task runs on the
     /// current Tokio runtime; without one, events are only logged).
     #[must_use]
-    pub fn new(storage: Arc<dyn Storage>, store: bool) -> Self {
+    pub fn new(storage: Arc<dyn Storage>, config: &AuditConfig) -> Self {
         let dropped = Arc::new(AtomicU64::new(0));
         let queue = match tokio::runtime::Handle::try_current() {
-            Ok(runtime) if store => {
+            Ok(runtime) if config.store => {
                 let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
                 runtime.spawn(write_events(storage, receiver));
                 Some(sender)
             }
             _ => None,
         };
-        Self { queue, dropped }
+        Self {
+            queue,
+            store_token_events: config.store_token_events,
+            dropped,
+        }
     }
 
     /// Logs the event and queues it for storage; never waits and never fails the caller.
@@ -251,6 +269,9 @@ impl Audit {
             tracing::info!(target: "tessera::audit", kind, actor, user, client, grant, session, details, "audit");
         }
         let Some(queue) = &self.queue else { return };
+        if event.kind.is_high_volume() && !self.store_token_events {
+            return;
+        }
         let stored = AuditEvent {
             id: crate::tokens::new_jti(),
             at: now,

@@ -81,7 +81,7 @@ impl AppState {
         };
         let jwks_cache = JwksCache::new(&config.client_auth);
         let clients = ClientCache::new(Duration::from_millis(config.client_auth.client_cache_ttl_ms));
-        let audit = Audit::new(storage.clone(), config.audit.store);
+        let audit = Audit::new(storage.clone(), &config.audit);
         Self(Arc::new(Inner {
             audit,
             config,

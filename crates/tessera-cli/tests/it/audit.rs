@@ -28,7 +28,7 @@ async fn events(admin: &Admin<'_>, query: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn every_event_type_is_stored_and_read_back_through_the_admin_api() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(|config| config.audit.store_token_events = true).await;
     // client.created … key.rotated, and token.issued (client_credentials) for the admin's token.
     let admin = Admin::new(&server).await;
     let mut app = refreshing_app();
@@ -190,6 +190,31 @@ async fn every_event_type_is_stored_and_read_back_through_the_admin_api() {
     assert_eq!(status, 400);
 }
 
+#[tokio::test]
+async fn by_default_the_token_events_are_logged_but_not_stored() {
+    let server = TestServer::start().await;
+    let admin = Admin::new(&server).await;
+    let (id, secret) = server.client("rp", refreshing_app()).await;
+    let rp = (id.as_str(), secret.as_deref().unwrap());
+    ada(&server).await;
+    let code = code_for(&server, &Agent::new(), rp.0, &[("scope", "openid offline_access")]).await;
+    let (_, tokens) = exchange(&server, rp, &code, Some(VERIFIER)).await;
+    let first = rt(&tokens);
+    assert_eq!(refresh(&server, rp, &first, None).await.0, 200);
+    assert_eq!(refresh(&server, rp, &first, None).await.0, 400);
+    for kind in EventKind::ALL.into_iter().filter(|k| k.is_high_volume()) {
+        let found = events(&admin, &format!("type={}", kind.as_str())).await;
+        assert!(
+            found.is_empty(),
+            "{} stored without audit.store_token_events",
+            kind.as_str()
+        );
+    }
+    for kind in ["login.succeeded", "refresh_token.reuse_detected"] {
+        assert_eq!(events(&admin, &format!("type={kind}")).await.len(), 1, "{kind}");
+    }
+}
+
 /// A `tracing` writer into a shared buffer.
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -229,7 +254,7 @@ fn capture_log() -> Capture {
 #[tokio::test]
 async fn no_token_secret_code_or_password_reaches_the_log_or_the_events_table() {
     let capture = capture_log();
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(|config| config.audit.store_token_events = true).await;
     let admin = Admin::new(&server).await;
     let mut app = refreshing_app();
     app.grant_types.push(GrantType::Password);

@@ -283,6 +283,11 @@ pub struct AuditConfig {
     /// as logged. Default true.
     #[serde(default = "default_true")]
     pub store: bool,
+    /// Whether the high-volume events — `token.issued`, `refresh_token.rotated` and
+    /// `authorization_code.issued` — are stored too (they are always logged). Storing one per
+    /// refresh roughly halves SQLite's rotations per second (docs/PERFORMANCE.md). Default false.
+    #[serde(default)]
+    pub store_token_events: bool,
     /// How long stored events are kept, seconds. Default 7776000 (90 days).
     #[serde(default = "default_audit_retention")]
     pub retention: u64,

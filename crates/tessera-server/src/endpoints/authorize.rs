@@ -298,7 +298,7 @@ async fn authorize_validated(
     };
     state.storage.authorization_codes().add(&code).await?;
     state.storage.sessions().touch(&session.id, now).await?;
-    tracing::info!(client.id = %client.id, user.id = %user.id, "issued authorization code");
+    tracing::debug!(client.id = %client.id, user.id = %user.id, "issued authorization code");
     state.audit.record(
         now,
         Event::new(EventKind::AuthorizationCodeIssued, Actor::User)

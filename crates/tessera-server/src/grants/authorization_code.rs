@@ -106,7 +106,7 @@ pub async fn handle(
         },
     )
     .await?;
-    tracing::info!(client.id = %client.id, grant.id = %grant.id, kind = grant.kind.as_str(), "exchanged authorization code");
+    tracing::debug!(client.id = %client.id, grant.id = %grant.id, kind = grant.kind.as_str(), "exchanged authorization code");
     state.audit.record(
         now,
         Event::new(EventKind::TokenIssued, Actor::Client)

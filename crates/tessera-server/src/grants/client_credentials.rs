@@ -23,7 +23,7 @@ pub async fn handle(
     let now = state.now();
     let plan = client_credentials::decide(client, request, state.access_token_policy(), now)?;
     let access_token = issue_access_token(state, client, None, &plan).await?;
-    tracing::info!(client.id = %client.id, scope = %plan.scope, "issued client-credentials access token");
+    tracing::debug!(client.id = %client.id, scope = %plan.scope, "issued client-credentials access token");
     state.audit.record(
         now,
         Event::new(EventKind::TokenIssued, Actor::Client)

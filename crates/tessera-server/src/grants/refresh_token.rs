@@ -157,7 +157,7 @@ pub async fn handle(
             },
         )
         .await?;
-        tracing::info!(client.id = %client.id, grant.id = %grant.id, sibling = expected_use_count.is_none(), "refreshed");
+        tracing::debug!(client.id = %client.id, grant.id = %grant.id, sibling = expected_use_count.is_none(), "refreshed");
         state.audit.record(
             now,
             Event::new(EventKind::RefreshTokenRotated, Actor::Client)
