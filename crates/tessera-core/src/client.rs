@@ -1,7 +1,7 @@
 //! Clients (RFC 6749 §2): who may ask for tokens, how they authenticate, and what they may get.
 
 use serde::{Deserialize, Serialize};
-use tessera_types::token::GrantType;
+use tessera_types::token::{GrantType, TokenType};
 use tessera_types::JwsAlgorithm;
 
 use crate::time::Timestamp;
@@ -203,6 +203,55 @@ pub struct ClientSettings {
     /// for resource servers. Any authenticated client may introspect its own tokens. Default false.
     #[serde(default)]
     pub introspection: bool,
+    /// What this client may do with token exchange (RFC 8693); `None`: nothing, even with the
+    /// grant type allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_exchange: Option<TokenExchangeSettings>,
+}
+
+/// A client's token-exchange policy (RFC 8693, DESIGN B13). Everything is refused unless listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TokenExchangeSettings {
+    /// The subject token types the client may present.
+    #[serde(default)]
+    pub subject_token_types: Vec<TokenType>,
+    /// The token types it may ask for; an access token is always allowed. `refresh_token` starts
+    /// a new grant for the subject's user with this client's refresh-token rules.
+    #[serde(default)]
+    pub requested_token_types: Vec<TokenType>,
+    /// The audiences (or resource URIs) it may ask tokens for, each with the scopes a token for
+    /// it may carry.
+    #[serde(default)]
+    pub audiences: Vec<ExchangeAudience>,
+    /// Whether it may exchange without an actor token (the result is the subject's token: no
+    /// `act` claim).
+    #[serde(default)]
+    pub impersonation: bool,
+    /// Whether it may exchange with an actor token (the result carries `act`).
+    #[serde(default)]
+    pub delegation: bool,
+    /// The actors (the `sub` of the actor token) allowed to act; empty: only the client itself
+    /// (an access token it got with client credentials).
+    #[serde(default)]
+    pub actors: Vec<String>,
+    /// Whether a result may outlive the subject token. Default false: its lifetime is capped by
+    /// the subject token's remaining life.
+    #[serde(default)]
+    pub may_outlive_subject: bool,
+}
+
+/// An audience a client may exchange tokens for, and the scopes such tokens may carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeAudience {
+    /// The `audience` name or `resource` URI, matched exactly.
+    pub audience: String,
+    /// The scopes a token for this audience may carry.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 fn default_true() -> bool {
@@ -233,6 +282,7 @@ impl Default for ClientSettings {
             require_consent: false,
             post_logout_redirect_uris: Vec::new(),
             introspection: false,
+            token_exchange: None,
         }
     }
 }

@@ -41,6 +41,8 @@ pub enum EventKind {
     TokenIssued,
     /// A refresh token was rotated (or a sibling issued inside the grace window).
     RefreshTokenRotated,
+    /// A token was exchanged (RFC 8693): subject, actor, audience and result type in `details`.
+    TokenExchanged,
     /// A spent refresh token was presented again: the grant was revoked.
     RefreshTokenReuseDetected,
     /// A grant was revoked (`actor` says by whom, `details.reason` why).
@@ -71,13 +73,14 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, for documentation and tests.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 20] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::ConsentGiven,
         Self::AuthorizationCodeIssued,
         Self::TokenIssued,
         Self::RefreshTokenRotated,
+        Self::TokenExchanged,
         Self::RefreshTokenReuseDetected,
         Self::GrantRevoked,
         Self::AccessTokenRevoked,
@@ -113,6 +116,7 @@ impl EventKind {
             Self::AuthorizationCodeIssued => "authorization_code.issued",
             Self::TokenIssued => "token.issued",
             Self::RefreshTokenRotated => "refresh_token.rotated",
+            Self::TokenExchanged => "token.exchanged",
             Self::RefreshTokenReuseDetected => "refresh_token.reuse_detected",
             Self::GrantRevoked => "grant.revoked",
             Self::AccessTokenRevoked => "access_token.revoked",

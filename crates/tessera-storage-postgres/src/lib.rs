@@ -87,6 +87,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0005_refresh_tokens_without_grant_index.sql"),
     ),
     (6, "events", include_str!("../migrations/0006_events.sql")),
+    (
+        7,
+        "access_token_act",
+        include_str!("../migrations/0007_access_token_act.sql"),
+    ),
 ];
 
 /// The advisory lock serialising migrations across nodes ("tessera" in ASCII).

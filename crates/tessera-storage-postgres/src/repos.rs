@@ -233,6 +233,7 @@ fn decode_token(row: &Row) -> Result<AccessTokenRecord, RepositoryError> {
         scope: row.try_get(5).map_err(map_pg)?,
         issued_at: Timestamp(row.try_get(7).map_err(map_pg)?),
         expires_at: Timestamp(row.try_get(8).map_err(map_pg)?),
+        act: row.try_get(9).map_err(map_pg)?,
         jti,
     })
 }
@@ -244,8 +245,8 @@ impl AccessTokenRepository for PostgresStorage {
         let audience = encode_json(&token.audience)?;
         self.execute(
             "INSERT INTO access_tokens (hash, jti, client_id, subject, grant_id, scope, audience,
-                                        issued_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                        issued_at, expires_at, act)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             &[
                 &&token.hash.0[..],
                 &token.jti,
@@ -256,6 +257,7 @@ impl AccessTokenRepository for PostgresStorage {
                 &audience,
                 &token.issued_at.0,
                 &token.expires_at.0,
+                &token.act,
             ],
         )
         .await
@@ -265,7 +267,7 @@ impl AccessTokenRepository for PostgresStorage {
     #[tracing::instrument(name = "db.access_tokens.find_by_hash", skip_all)]
     async fn find_by_hash(&self, hash: &TokenHash) -> Result<Option<AccessTokenRecord>, RepositoryError> {
         self.query_opt(
-            "SELECT hash, jti, client_id, subject, grant_id, scope, audience, issued_at, expires_at
+            "SELECT hash, jti, client_id, subject, grant_id, scope, audience, issued_at, expires_at, act
              FROM access_tokens WHERE hash = $1",
             &[&&hash.0[..]],
         )

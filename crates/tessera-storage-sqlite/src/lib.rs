@@ -107,6 +107,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0005_refresh_tokens_without_grant_index.sql"),
     ),
     (6, "events", include_str!("../migrations/0006_events.sql")),
+    (
+        7,
+        "access_token_act",
+        include_str!("../migrations/0007_access_token_act.sql"),
+    ),
 ];
 
 /// Tuning for [`SqliteStorage`].
@@ -434,7 +439,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("t.db");
         let storage = SqliteStorage::open(&path, SqliteOptions::default())?;
-        assert_eq!(storage.migrate().await?, vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(storage.migrate().await?, vec![1, 2, 3, 4, 5, 6, 7]);
         let raw = Connection::open(&path)?;
         raw.busy_timeout(Duration::from_secs(5))?;
         Ok((dir, storage, raw))

@@ -245,6 +245,7 @@ struct TokenRow {
     audience: String,
     issued_at: i64,
     expires_at: i64,
+    act: Option<String>,
 }
 
 impl TokenRow {
@@ -259,6 +260,7 @@ impl TokenRow {
             audience: row.get(6)?,
             issued_at: row.get(7)?,
             expires_at: row.get(8)?,
+            act: row.get(9)?,
         })
     }
 
@@ -273,6 +275,7 @@ impl TokenRow {
             scope: self.scope,
             issued_at: Timestamp(self.issued_at),
             expires_at: Timestamp(self.expires_at),
+            act: self.act,
         })
     }
 }
@@ -286,8 +289,8 @@ impl AccessTokenRepository for SqliteStorage {
         self.write_sql(move |conn| {
             conn.prepare_cached(
                 "INSERT INTO access_tokens (hash, jti, client_id, subject, grant_id, scope, audience,
-                                            issued_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                            issued_at, expires_at, act)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 token.hash.0,
@@ -299,6 +302,7 @@ impl AccessTokenRepository for SqliteStorage {
                 audience,
                 token.issued_at.0,
                 token.expires_at.0,
+                token.act,
             ])
             .map(|_| ())
         })
@@ -310,7 +314,7 @@ impl AccessTokenRepository for SqliteStorage {
         let hash = hash.0;
         self.read(move |conn| {
             conn.prepare_cached(
-                "SELECT hash, jti, client_id, subject, grant_id, scope, audience, issued_at, expires_at
+                "SELECT hash, jti, client_id, subject, grant_id, scope, audience, issued_at, expires_at, act
                  FROM access_tokens WHERE hash = ?1",
             )?
             .query_row([hash], TokenRow::read)

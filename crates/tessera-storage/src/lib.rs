@@ -450,6 +450,9 @@ pub struct AccessTokenRecord {
     pub issued_at: Timestamp,
     /// Expiry.
     pub expires_at: Timestamp,
+    /// The RFC 8693 `act` claim (JSON) of a token issued by a delegation exchange: who acts on the
+    /// subject's behalf. `None` for every other token.
+    pub act: Option<String>,
 }
 
 /// Opaque (reference) access tokens, and the revoked `jti`s of JWT access tokens (RFC 7009).

@@ -39,6 +39,7 @@ pub async fn run_all(storage: &dyn Storage) {
     jti_concurrent_registration(storage).await;
     access_tokens_add_find_cleanup(storage).await;
     access_tokens_remove(storage).await;
+    access_tokens_act_round_trip(storage).await;
     jwt_revocation(storage).await;
     access_tokens_cleanup_revoked_jtis(storage).await;
     users_crud(storage).await;
@@ -197,6 +198,21 @@ pub async fn client_settings_round_trip(storage: &dyn Storage) {
             require_consent: true,
             post_logout_redirect_uris: vec!["https://client.example/bye".into(), "app://logged-out".into()],
             introspection: true,
+            token_exchange: Some(tessera_core::client::TokenExchangeSettings {
+                subject_token_types: vec![
+                    tessera_types::token::TokenType::AccessToken,
+                    tessera_types::token::TokenType::Jwt,
+                ],
+                requested_token_types: vec![tessera_types::token::TokenType::RefreshToken],
+                audiences: vec![tessera_core::client::ExchangeAudience {
+                    audience: "https://backend.example".into(),
+                    scopes: vec!["orders.read".into()],
+                }],
+                impersonation: true,
+                delegation: true,
+                actors: vec!["gateway".into()],
+                may_outlive_subject: true,
+            }),
         },
         created_at: NOW,
         updated_at: NOW.plus(1),
@@ -461,6 +477,50 @@ pub async fn access_tokens_remove(storage: &dyn Storage) {
         storage,
         !ok(storage, "remove unknown access token", repo.remove(&unknown).await),
         "removing an unknown access token must return false",
+    );
+}
+
+/// The RFC 8693 `act` claim of an opaque token issued by a delegation exchange reads back as
+/// stored (the same JSON text); a token stored without one reads back without one.
+pub async fn access_tokens_act_round_trip(storage: &dyn Storage) {
+    let repo = storage.access_tokens();
+    let mut delegated = token("delegated", NOW.0, NOW.0 + 3600, Some("user-8"), vec!["urn:api".into()]);
+    delegated.act = Some(r#"{"sub":"svc"}"#.into());
+    let plain = token(
+        "undelegated",
+        NOW.0,
+        NOW.0 + 3600,
+        Some("user-8"),
+        vec!["urn:api".into()],
+    );
+    for t in [&delegated, &plain] {
+        ok(storage, "add access token", repo.add(t).await);
+    }
+    let found = ok(storage, "find_by_hash", repo.find_by_hash(&delegated.hash).await);
+    check_eq(
+        storage,
+        "access token stored with an act claim",
+        found.as_ref(),
+        Some(&delegated),
+    );
+    check_eq(
+        storage,
+        "act claim read back",
+        found.as_ref().and_then(|t| t.act.as_deref()),
+        Some(r#"{"sub":"svc"}"#),
+    );
+    let found = ok(storage, "find_by_hash", repo.find_by_hash(&plain.hash).await);
+    check_eq(
+        storage,
+        "access token stored without an act claim",
+        found.as_ref(),
+        Some(&plain),
+    );
+    check_eq(
+        storage,
+        "act claim of a token stored without one",
+        found.and_then(|t| t.act),
+        None,
     );
 }
 
@@ -2680,6 +2740,7 @@ fn token(
         audience,
         issued_at: Timestamp(issued_at),
         expires_at: Timestamp(expires_at),
+        act: None,
         jti,
     }
 }

@@ -65,6 +65,83 @@ pub enum AccessTokenRequest {
     RefreshToken(RefreshTokenGrant),
     /// `grant_type=password` (RFC 6749 §4.3.2), only for clients that enable it.
     Password(PasswordGrant),
+    /// `grant_type=urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693 §2.1).
+    TokenExchange(TokenExchangeGrant),
+}
+
+/// RFC 8693 §3 token type identifiers that Tessera accepts or issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum TokenType {
+    /// `urn:ietf:params:oauth:token-type:access_token`: an access token of ours.
+    #[serde(rename = "urn:ietf:params:oauth:token-type:access_token")]
+    AccessToken,
+    /// `urn:ietf:params:oauth:token-type:refresh_token`: a refresh token of ours.
+    #[serde(rename = "urn:ietf:params:oauth:token-type:refresh_token")]
+    RefreshToken,
+    /// `urn:ietf:params:oauth:token-type:id_token`: an ID token of ours.
+    #[serde(rename = "urn:ietf:params:oauth:token-type:id_token")]
+    IdToken,
+    /// `urn:ietf:params:oauth:token-type:jwt`: a JWT (from a trusted external issuer, as a subject
+    /// or actor; a JWT access token of ours, as a result).
+    #[serde(rename = "urn:ietf:params:oauth:token-type:jwt")]
+    Jwt,
+}
+
+impl TokenType {
+    /// Every type, in a stable order.
+    pub const ALL: [Self; 4] = [Self::AccessToken, Self::RefreshToken, Self::IdToken, Self::Jwt];
+
+    /// The URN on the wire.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessToken => "urn:ietf:params:oauth:token-type:access_token",
+            Self::RefreshToken => "urn:ietf:params:oauth:token-type:refresh_token",
+            Self::IdToken => "urn:ietf:params:oauth:token-type:id_token",
+            Self::Jwt => "urn:ietf:params:oauth:token-type:jwt",
+        }
+    }
+
+    /// Parses a token type URN.
+    #[must_use]
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == value)
+    }
+}
+
+/// The parameters of a token-exchange request (RFC 8693 §2.1). Tokens are redacted in `Debug`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct TokenExchangeGrant {
+    /// The token that represents the party on whose behalf the request is made.
+    pub subject_token: Option<String>,
+    /// Its type URN.
+    pub subject_token_type: Option<String>,
+    /// The token of the acting party (delegation).
+    pub actor_token: Option<String>,
+    /// Its type URN; required with `actor_token`.
+    pub actor_token_type: Option<String>,
+    /// The type of token asked for; an access token when absent.
+    pub requested_token_type: Option<String>,
+    /// Logical names of the target services.
+    pub audience: Vec<String>,
+    /// RFC 8707 resource URIs of the target services.
+    pub resource: Vec<String>,
+    /// Space-delimited scope asked for.
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for TokenExchangeGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenExchangeGrant")
+            .field("subject_token_type", &self.subject_token_type)
+            .field("actor_token_type", &self.actor_token_type)
+            .field("requested_token_type", &self.requested_token_type)
+            .field("audience", &self.audience)
+            .field("resource", &self.resource)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The parameters of a refresh request.
@@ -170,7 +247,17 @@ impl AccessTokenRequest {
                 resource: form.take_all("resource"),
                 audience: form.take_all("audience"),
             })),
-            _ => Err(TokenRequestError::UnsupportedGrantType(grant_type)),
+            Some(GrantType::TokenExchange) => Ok(Self::TokenExchange(TokenExchangeGrant {
+                subject_token: form.take("subject_token"),
+                subject_token_type: form.take("subject_token_type"),
+                actor_token: form.take("actor_token"),
+                actor_token_type: form.take("actor_token_type"),
+                requested_token_type: form.take("requested_token_type"),
+                audience: form.take_all("audience"),
+                resource: form.take_all("resource"),
+                scope: form.take("scope"),
+            })),
+            None => Err(TokenRequestError::UnsupportedGrantType(grant_type)),
         }
     }
 
@@ -182,6 +269,7 @@ impl AccessTokenRequest {
             Self::ClientCredentials(_) => GrantType::ClientCredentials,
             Self::RefreshToken(_) => GrantType::RefreshToken,
             Self::Password(_) => GrantType::Password,
+            Self::TokenExchange(_) => GrantType::TokenExchange,
         }
     }
 }
@@ -189,10 +277,13 @@ impl AccessTokenRequest {
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenResponse {
-    /// The access token.
+    /// The access token (token exchange: the issued token, whatever its type).
     pub access_token: String,
-    /// Always `Bearer` until sender-constrained tokens exist.
+    /// `Bearer` for access tokens; `N_A` for a token exchange's result that is not one (RFC 8693 §2.2.1).
     pub token_type: String,
+    /// Token exchange: the type of the issued token (RFC 8693 §2.2.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<String>,
     /// Seconds until the access token expires.
     pub expires_in: u64,
     /// The granted scope, space-delimited; present when non-empty.

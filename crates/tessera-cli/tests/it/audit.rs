@@ -33,7 +33,12 @@ async fn every_event_type_is_stored_and_read_back_through_the_admin_api() {
     let admin = Admin::new(&server).await;
     let mut app = refreshing_app();
     app.require_consent = true;
-    app.grant_types.push(GrantType::Password);
+    app.grant_types.extend([GrantType::Password, GrantType::TokenExchange]);
+    app.token_exchange = Some(tessera_core::client::TokenExchangeSettings {
+        subject_token_types: vec![tessera_types::token::TokenType::AccessToken],
+        impersonation: true,
+        ..Default::default()
+    });
     let (id, secret) = server.client("rp", app).await;
     let rp = (id.as_str(), secret.as_deref().unwrap());
     let user = ada(&server).await;
@@ -51,6 +56,18 @@ async fn every_event_type_is_stored_and_read_back_through_the_admin_api() {
     let code = agent.consent(&server, &html, "allow").await.redirect()["code"].clone();
     let (status, tokens) = exchange(&server, rp, &code, Some(VERIFIER)).await;
     assert_eq!(status, 200, "{tokens}");
+    // token.exchanged.
+    let (status, _, exchanged) = server
+        .token(
+            Some(rp),
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+                ("subject_token", tokens["access_token"].as_str().unwrap()),
+                ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{exchanged}");
     // refresh_token.rotated, then refresh_token.reuse_detected (and the grant is revoked).
     let first = rt(&tokens);
     let (status, body) = refresh(&server, rp, &first, None).await;

@@ -69,6 +69,7 @@ pub fn decide(
         format: client.settings.access_token_format,
         issued_at: now,
         expires_at: now.plus(lifetime),
+        act: None,
     })
 }
 

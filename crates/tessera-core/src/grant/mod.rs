@@ -3,6 +3,7 @@
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod token_exchange;
 
 use tessera_types::ErrorCode;
 
@@ -32,6 +33,8 @@ pub struct AccessTokenPlan {
     pub issued_at: Timestamp,
     /// When the access token expires.
     pub expires_at: Timestamp,
+    /// The RFC 8693 `act` claim: who acts for the subject (token exchange with delegation).
+    pub act: Option<serde_json::Value>,
 }
 
 impl AccessTokenPlan {
@@ -55,6 +58,7 @@ impl AccessTokenPlan {
             format: client.settings.access_token_format,
             issued_at: now,
             expires_at: now.plus(lifetime),
+            act: None,
         }
     }
 }
@@ -128,6 +132,12 @@ pub enum GrantError {
     /// The SSO session the code came from has ended.
     #[error("the SSO session {0} has ended")]
     SessionEnded(String),
+    /// Token exchange: the client's policy does not allow this exchange.
+    #[error("token exchange not allowed: {0}")]
+    ExchangeNotAllowed(String),
+    /// Token exchange: a subject or actor token is not acceptable.
+    #[error("token exchange: {0}")]
+    InvalidExchangeToken(String),
     /// A requested audience or resource is not allowed for this client.
     #[error("target not allowed for client: {target}")]
     TargetNotAllowed {
@@ -141,7 +151,7 @@ impl GrantError {
     #[must_use]
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::GrantNotAllowed { .. } => ErrorCode::UnauthorizedClient,
+            Self::GrantNotAllowed { .. } | Self::ExchangeNotAllowed(_) => ErrorCode::UnauthorizedClient,
             Self::MalformedScope(_) | Self::ScopeNotAllowed { .. } => ErrorCode::InvalidScope,
             Self::TargetNotAllowed { .. } => ErrorCode::InvalidTarget,
             Self::ClientMismatch { .. }
@@ -156,7 +166,8 @@ impl GrantError {
             | Self::SessionEnded(_)
             | Self::GrantRevoked(_)
             | Self::RefreshTokenReused { .. }
-            | Self::RefreshTokenSpent => ErrorCode::InvalidGrant,
+            | Self::RefreshTokenSpent
+            | Self::InvalidExchangeToken(_) => ErrorCode::InvalidGrant,
         }
     }
 }

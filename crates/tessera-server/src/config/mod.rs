@@ -149,6 +149,7 @@ impl Config {
                 format!("{issuer:?} must be an http(s) URL without query, fragment or trailing slash (RFC 8414 §2)"),
             );
         }
+        self.validate_trusted_issuers(&issuer)?;
         if self.mode == Mode::Production {
             if self.server.issuer.is_none() || !is_https {
                 return fail(
@@ -167,6 +168,61 @@ impl Config {
         Ok(())
     }
 
+    /// `[[token_exchange.trusted_issuers]]`: each names an issuer other than us, one source of keys
+    /// and at least one algorithm; no issuer is listed twice.
+    fn validate_trusted_issuers(&self, own_issuer: &str) -> Result<(), ConfigError> {
+        let trusted_issuers = &self.token_exchange.trusted_issuers;
+        for (index, trusted) in trusted_issuers.iter().enumerate() {
+            let fail = |field: &str, message: String| {
+                Err(ConfigError::Key {
+                    key: format!("token_exchange.trusted_issuers[{index}].{field}"),
+                    message,
+                })
+            };
+            if trusted.issuer.is_empty() {
+                return fail("issuer", "must not be empty".into());
+            }
+            // Our own tokens are validated by what we know of them (storage, revocation), never as
+            // an external JWT: trusting our own issuer here would bypass that.
+            if trusted.issuer == own_issuer {
+                return fail("issuer", format!("{own_issuer:?} is this server's own issuer"));
+            }
+            if trusted_issuers[..index]
+                .iter()
+                .any(|earlier| earlier.issuer == trusted.issuer)
+            {
+                return fail("issuer", format!("{:?} is listed twice", trusted.issuer));
+            }
+            match (&trusted.jwks_uri, &trusted.jwks) {
+                (Some(_), Some(_)) => return fail("jwks", "give jwks or jwks_uri, not both".into()),
+                (None, None) => return fail("jwks_uri", "give jwks_uri or jwks".into()),
+                (Some(uri), None) => {
+                    if let Err(message) = check_jwks_uri(uri) {
+                        return fail("jwks_uri", message);
+                    }
+                }
+                (None, Some(jwks)) => {
+                    let Some(keys) = jwks.get("keys").and_then(serde_json::Value::as_array) else {
+                        return fail("jwks", "must be a JWK Set: an object with a \"keys\" array".into());
+                    };
+                    if !keys.iter().any(|jwk| tessera_jose::VerifyingKey::from_jwk(jwk).is_ok()) {
+                        return fail("jwks", "holds no usable public signature key".into());
+                    }
+                }
+            }
+            if trusted.algorithms.is_empty() {
+                return fail("algorithms", "must name at least one algorithm".into());
+            }
+            if trusted.audience.as_deref().is_some_and(str::is_empty) {
+                return fail("audience", "must not be empty".into());
+            }
+            if trusted.subject_claim.is_empty() {
+                return fail("subject_claim", "must not be empty".into());
+            }
+        }
+        Ok(())
+    }
+
     /// The issuer identifier: `server.issuer`, or `http://<server.listen>`.
     #[must_use]
     pub fn issuer(&self) -> String {
@@ -174,6 +230,26 @@ impl Config {
             .issuer
             .clone()
             .unwrap_or_else(|| format!("http://{}", self.server.listen))
+    }
+}
+
+/// A trusted issuer's `jwks_uri`: https, or http to a loopback host (a local test or sidecar), since
+/// keys fetched in the clear could be replaced by anyone on the path.
+fn check_jwks_uri(uri: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(uri).map_err(|e| format!("{uri:?} is not a URL: {e}"))?;
+    let is_loopback = match url.host_str() {
+        Some("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    };
+    match url.scheme() {
+        "https" if url.host_str().is_some() => Ok(()),
+        "http" if is_loopback => Ok(()),
+        _ => Err(format!("{uri:?} must be an https URL (http only on a loopback host)")),
     }
 }
 
@@ -315,6 +391,167 @@ mod tests {
         Ok(())
     }
 
+    const TRUSTED_JWK: &str = r#"{kty = "EC", crv = "P-256", kid = "k1", x = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", y = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
+
+    #[test]
+    fn trusted_issuers_parse_with_defaults() -> Result<(), String> {
+        let config = load(
+            &format!(
+                "[[token_exchange.trusted_issuers]]\nissuer = \"https://idp.example\"\njwks_uri = \"https://idp.example/jwks\"\n\n\
+                 [[token_exchange.trusted_issuers]]\nissuer = \"https://other.example\"\njwks = {{ keys = [{TRUSTED_JWK}] }}\n\
+                 algorithms = [\"ES256\"]\naudience = \"https://us.example\"\nsubject_claim = \"email\"\n\
+                 subject = \"pass_through\"\nmax_age = 0\nscopes = [\"read\"]\n"
+            ),
+            &[],
+        )?;
+        let [first, second] = config.token_exchange.trusted_issuers.as_slice() else {
+            return Err("expected two trusted issuers".into());
+        };
+        assert_eq!(
+            first.algorithms,
+            [tessera_types::JwsAlgorithm::RS256, tessera_types::JwsAlgorithm::ES256]
+        );
+        assert_eq!(
+            (first.subject_claim.as_str(), first.subject, first.max_age),
+            ("sub", SubjectMapping::Username, 3600)
+        );
+        assert!(first.audience.is_none() && first.scopes.is_empty() && first.jwks.is_none());
+        assert_eq!(second.subject, SubjectMapping::PassThrough);
+        assert_eq!(
+            second.jwks.as_ref().and_then(|jwks| jwks["keys"][0]["kid"].as_str()),
+            Some("k1")
+        );
+        // The inline JWK Set may also be a string holding the JSON document.
+        let config = load(
+            "[[token_exchange.trusted_issuers]]\nissuer = \"https://idp.example\"\n\
+             jwks = '{\"keys\": [{\"kty\": \"EC\", \"crv\": \"P-256\", \"x\": \"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\", \"y\": \"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\"}]}'\n",
+            &[],
+        )?;
+        assert!(config.token_exchange.trusted_issuers[0].jwks.is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn trusted_issuer_errors_name_the_key() {
+        let issuer = |body: &str| format!("[[token_exchange.trusted_issuers]]\n{body}\n");
+        let uri = "jwks_uri = \"https://idp.example/jwks\"";
+        let key = "`token_exchange.trusted_issuers[0]";
+        check_error(
+            &issuer(&format!("issuer = \"\"\n{uri}")),
+            &[],
+            &format!("{key}.issuer`"),
+        );
+        check_error(
+            &format!(
+                "[server]\nissuer = \"https://us.example\"\n{}",
+                issuer(&format!("issuer = \"https://us.example\"\n{uri}"))
+            ),
+            &[],
+            &format!("{key}.issuer`: \"https://us.example\" is this server's own issuer"),
+        );
+        check_error(
+            &format!(
+                "{}{}",
+                issuer(&format!("issuer = \"https://idp.example\"\n{uri}")),
+                issuer(&format!("issuer = \"https://idp.example\"\n{uri}"))
+            ),
+            &[],
+            "`token_exchange.trusted_issuers[1].issuer`: \"https://idp.example\" is listed twice",
+        );
+        check_error(
+            &issuer("issuer = \"https://idp.example\""),
+            &[],
+            &format!("{key}.jwks_uri`"),
+        );
+        check_error(
+            &issuer(&format!(
+                "issuer = \"https://idp.example\"\n{uri}\njwks = {{ keys = [{TRUSTED_JWK}] }}"
+            )),
+            &[],
+            &format!("{key}.jwks`: give jwks or jwks_uri, not both"),
+        );
+        for bad in [
+            "http://idp.example/jwks",
+            "ftp://127.0.0.1/jwks",
+            "not a url",
+            "http://127.0.0.1.example/jwks",
+        ] {
+            check_error(
+                &issuer(&format!("issuer = \"https://idp.example\"\njwks_uri = \"{bad}\"")),
+                &[],
+                &format!("{key}.jwks_uri`"),
+            );
+        }
+        for good in [
+            "http://127.0.0.1:9000/jwks",
+            "http://[::1]/jwks",
+            "http://localhost:8080/jwks",
+        ] {
+            let loaded = load(
+                &issuer(&format!("issuer = \"https://idp.example\"\njwks_uri = \"{good}\"")),
+                &[],
+            );
+            assert!(loaded.is_ok(), "{good}: {loaded:?}");
+        }
+        check_error(
+            &issuer("issuer = \"https://idp.example\"\njwks = { kty = \"EC\" }"),
+            &[],
+            &format!("{key}.jwks`: must be a JWK Set"),
+        );
+        check_error(
+            &issuer("issuer = \"https://idp.example\"\njwks = { keys = [{ kty = \"oct\", k = \"c2VjcmV0\" }] }"),
+            &[],
+            &format!("{key}.jwks`: holds no usable public signature key"),
+        );
+        check_error(
+            &issuer("issuer = \"https://idp.example\"\njwks = '{not json'"),
+            &[],
+            &format!("{key}.jwks`"),
+        );
+        check_error(
+            &issuer(&format!("issuer = \"https://idp.example\"\n{uri}\nalgorithms = []")),
+            &[],
+            &format!("{key}.algorithms`: must name at least one algorithm"),
+        );
+        // `none` and HMAC cannot even be named.
+        for alg in ["none", "HS256"] {
+            check_error(
+                &issuer(&format!(
+                    "issuer = \"https://idp.example\"\n{uri}\nalgorithms = [\"{alg}\"]"
+                )),
+                &[],
+                &format!("{key}.algorithms"),
+            );
+        }
+        check_error(
+            &issuer(&format!("issuer = \"https://idp.example\"\n{uri}\nsubject = \"email\"")),
+            &[],
+            &format!("{key}.subject`"),
+        );
+        check_error(
+            &issuer(&format!(
+                "issuer = \"https://idp.example\"\n{uri}\nsubject_claim = \"\""
+            )),
+            &[],
+            &format!("{key}.subject_claim`"),
+        );
+        check_error(
+            &issuer(&format!("issuer = \"https://idp.example\"\n{uri}\naudience = \"\"")),
+            &[],
+            &format!("{key}.audience`"),
+        );
+        check_error(
+            &issuer(&format!("issuer = \"https://idp.example\"\n{uri}\nmax_age = -1")),
+            &[],
+            &format!("{key}.max_age`"),
+        );
+        check_error(
+            &issuer(&format!("issuer = \"https://idp.example\"\n{uri}\njwks_url = \"x\"")),
+            &[],
+            &format!("{key}.jwks_url`: unknown field"),
+        );
+    }
+
     /// Every configuration key is documented in README.md's reference table, and every key there exists.
     #[test]
     fn readme_documents_every_key() -> Result<(), String> {
@@ -344,6 +581,14 @@ mod tests {
         leaves("", &defaults, &mut keys);
         // Options without a default are absent from the serialised defaults.
         keys.extend(["server.issuer", "keys.encryption_key", "keys.encryption_key_file"].map(str::to_owned));
+        // The keys of one `[[token_exchange.trusted_issuers]]` table, documented as `…trusted_issuers[].<key>`.
+        let trusted: TrustedIssuer = toml::from_str(
+            "issuer = \"https://idp.example\"\njwks_uri = \"https://idp.example/jwks\"\naudience = \"x\"\n",
+        )
+        .map_err(|e| e.to_string())?;
+        let trusted = toml::Table::try_from(trusted).map_err(|e| e.to_string())?;
+        leaves("token_exchange.trusted_issuers[]", &trusted, &mut keys);
+        keys.push("token_exchange.trusted_issuers[].jwks".to_owned());
         for key in &keys {
             assert!(documented.contains(key), "README.md does not document `{key}`");
         }

@@ -42,6 +42,10 @@ pub struct Config {
     /// Client authentication.
     #[serde(default)]
     pub client_auth: ClientAuthConfig,
+    /// Token exchange (RFC 8693): the external issuers whose JWTs are accepted as subject and
+    /// actor tokens.
+    #[serde(default)]
+    pub token_exchange: TokenExchangeConfig,
     /// The audit trail.
     #[serde(default)]
     pub audit: AuditConfig,
@@ -275,6 +279,66 @@ pub struct ClientAuthConfig {
     pub client_cache_ttl_ms: u64,
 }
 
+/// `[token_exchange]` (RFC 8693, DESIGN B13)
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenExchangeConfig {
+    /// The external issuers whose JWTs (`urn:ietf:params:oauth:token-type:jwt`) are accepted as
+    /// subject and actor tokens, as `[[token_exchange.trusted_issuers]]` tables. Default: none.
+    #[serde(default)]
+    pub trusted_issuers: Vec<TrustedIssuer>,
+}
+
+/// `[[token_exchange.trusted_issuers]]`: one external issuer whose JWTs we accept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuer {
+    /// The `iss` value of its tokens, compared exactly. Required; must not be our own issuer.
+    pub issuer: String,
+    /// Where its JWK Set is fetched (cached for `client_auth.jwks_cache_ttl`): https, or http on a
+    /// loopback host. Exactly one of `jwks_uri` and `jwks`. Default: none.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// Its JWK Set inline (`{"keys": [...]}`): a TOML inline table, or a string holding the JSON
+    /// document. Exactly one of `jwks_uri` and `jwks`. Default: none.
+    #[serde(default, deserialize_with = "deserialize_jwks")]
+    pub jwks: Option<serde_json::Value>,
+    /// Signature algorithms its tokens may use (never `none` or HMAC). Default `["RS256", "ES256"]`.
+    #[serde(default = "default_trusted_issuer_algorithms")]
+    pub algorithms: Vec<JwsAlgorithm>,
+    /// The `aud` its tokens must carry. Default: none, and then our issuer identifier or our token
+    /// endpoint URL.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// The claim naming the subject. Default `sub`.
+    #[serde(default = "default_subject_claim")]
+    pub subject_claim: String,
+    /// What the subject claim names: `username` (default) or `user_id` of a local user, or
+    /// `pass_through` (carried into our tokens as is, no local user).
+    #[serde(default)]
+    pub subject: SubjectMapping,
+    /// Oldest accepted token, seconds since its `iat`; 0 = no limit (`iat` is then optional).
+    /// Default 3600.
+    #[serde(default = "default_trusted_issuer_max_age")]
+    pub max_age: u64,
+    /// The scopes its tokens convey when they carry no `scope` (or `scp`) claim. Default: none.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// What the subject claim of a trusted issuer's token names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectMapping {
+    /// A local user's username.
+    #[default]
+    Username,
+    /// A local user's id (our `sub`).
+    UserId,
+    /// Not a local user: the value becomes the `sub` of the tokens we issue.
+    PassThrough,
+}
+
 /// `[audit]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -425,11 +489,30 @@ fn default_jwks_cache_ttl() -> u64 {
 fn default_client_cache_ttl_ms() -> u64 {
     1000
 }
+fn default_trusted_issuer_algorithms() -> Vec<JwsAlgorithm> {
+    vec![JwsAlgorithm::RS256, JwsAlgorithm::ES256]
+}
+fn default_subject_claim() -> String {
+    "sub".into()
+}
+fn default_trusted_issuer_max_age() -> u64 {
+    3600
+}
 fn default_audit_retention() -> u64 {
     90 * 24 * 3600
 }
 fn default_log_filter() -> String {
     "info".into()
+}
+
+/// An inline JWK Set: a table, or a string holding the JSON document.
+fn deserialize_jwks<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<serde_json::Value>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        Some(serde_json::Value::String(text)) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("not a JSON document: {e}"))),
+        other => Ok(other),
+    }
 }
 
 macro_rules! default_from_serde {
@@ -453,6 +536,7 @@ default_from_serde!(
     RefreshTokensConfig,
     SessionsConfig,
     ClientAuthConfig,
+    TokenExchangeConfig,
     AuditConfig,
     LogConfig
 );

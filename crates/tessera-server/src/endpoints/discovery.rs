@@ -11,11 +11,12 @@ use crate::extract::client_auth::ASSERTION_ALGORITHMS;
 use crate::state::AppState;
 
 /// The grant types `/token` implements. Keep in step with `grants::handle`.
-pub const IMPLEMENTED_GRANT_TYPES: [GrantType; 4] = [
+pub const IMPLEMENTED_GRANT_TYPES: [GrantType; 5] = [
     GrantType::AuthorizationCode,
     GrantType::RefreshToken,
     GrantType::ClientCredentials,
     GrantType::Password,
+    GrantType::TokenExchange,
 ];
 
 /// Builds the metadata document.

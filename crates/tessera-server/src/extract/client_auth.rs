@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD;
@@ -237,11 +237,12 @@ async fn verify_assertion(state: &AppState, client: &Client, assertion: &str) ->
     let (_, claims) = match (&client.settings.jwks, &client.settings.jwks_uri) {
         (Some(jwks), _) => verify_signature(assertion, jwks)?,
         (None, Some(uri)) => {
-            let jwks = state.jwks_cache.get(uri, false).await?;
+            let now = state.now();
+            let jwks = state.jwks_cache.get(uri, now, false).await?;
             match verify_signature(assertion, &jwks) {
                 // The client may have rotated its keys since we cached its JWKS: fetch once more.
-                Err(_) if state.jwks_cache.may_refresh(uri) => {
-                    verify_signature(assertion, &state.jwks_cache.get(uri, true).await?)?
+                Err(_) if state.jwks_cache.may_refresh(uri, now) => {
+                    verify_signature(assertion, &state.jwks_cache.get(uri, now, true).await?)?
                 }
                 result => result?,
             }
@@ -309,14 +310,17 @@ fn verify_signature(
     tessera_jose::verify_jwt(assertion, jwks, &ASSERTION_ALGORITHMS).map_err(|e| format!("assertion signature: {e}"))
 }
 
-/// Least time between two fetches of one `jwks_uri` forced by a failed verification.
-const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+/// Least time between two fetches of one `jwks_uri` forced by a failed verification, seconds.
+const MIN_REFRESH_INTERVAL: i64 = 10;
 
-/// Clients' `jwks_uri` documents, fetched on demand and kept for `jwks_cache_ttl`.
+/// Clients' and trusted issuers' `jwks_uri` documents, fetched on demand and kept for
+/// `jwks_cache_ttl`. Ages are measured with the server's clock (`now`), so tests move them with
+/// the mock clock.
 pub struct JwksCache {
     http: reqwest::Client,
-    ttl: Duration,
-    entries: Mutex<HashMap<String, (Instant, serde_json::Value)>>,
+    /// Seconds.
+    ttl: i64,
+    entries: Mutex<HashMap<String, (Timestamp, serde_json::Value)>>,
 }
 
 impl JwksCache {
@@ -330,30 +334,32 @@ impl JwksCache {
             .unwrap_or_default();
         Self {
             http,
-            ttl: Duration::from_secs(config.jwks_cache_ttl),
+            ttl: i64::try_from(config.jwks_cache_ttl).unwrap_or(i64::MAX),
             entries: Mutex::new(HashMap::new()),
         }
     }
 
     /// Whether a verification failure may trigger a refetch: the cached copy is old enough that
-    /// refetching cannot be used to make us hammer the client's server.
-    fn may_refresh(&self, uri: &str) -> bool {
+    /// refetching cannot be used to make us hammer the key owner's server.
+    pub(crate) fn may_refresh(&self, uri: &str, now: Timestamp) -> bool {
         self.entries
             .lock()
             .ok()
             .and_then(|entries| {
                 entries
                     .get(uri)
-                    .map(|(fetched, _)| fetched.elapsed() >= MIN_REFRESH_INTERVAL)
+                    .map(|(fetched, _)| now.0.saturating_sub(fetched.0) >= MIN_REFRESH_INTERVAL)
             })
             .unwrap_or(false)
     }
 
-    async fn get(&self, uri: &str, force: bool) -> Result<serde_json::Value, String> {
+    /// The JWK Set at `uri`: the cached copy while younger than the TTL (unless `force`), else
+    /// fetched and cached.
+    pub(crate) async fn get(&self, uri: &str, now: Timestamp, force: bool) -> Result<serde_json::Value, String> {
         if !force {
             if let Ok(entries) = self.entries.lock() {
                 if let Some((fetched, jwks)) = entries.get(uri) {
-                    if fetched.elapsed() < self.ttl {
+                    if now.0.saturating_sub(fetched.0) < self.ttl {
                         return Ok(jwks.clone());
                     }
                 }
@@ -373,7 +379,7 @@ impl JwksCache {
             .await
             .map_err(|e| format!("jwks_uri is not JSON: {e}"))?;
         if let Ok(mut entries) = self.entries.lock() {
-            entries.insert(uri.to_owned(), (Instant::now(), jwks.clone()));
+            entries.insert(uri.to_owned(), (now, jwks.clone()));
         }
         Ok(jwks)
     }

@@ -34,6 +34,7 @@ pub async fn handle(
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer".into(),
+        issued_token_type: None,
         expires_in: now.seconds_until(plan.expires_at),
         scope: (!plan.scope.is_empty()).then(|| plan.scope.to_string()),
         refresh_token: None,

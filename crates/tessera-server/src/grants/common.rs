@@ -173,6 +173,7 @@ pub async fn respond(state: &AppState, tokens: UserTokens<'_>) -> Result<TokenRe
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer".into(),
+        issued_token_type: None,
         expires_in: now.seconds_until(plan.expires_at),
         scope: (!access_scope.is_empty()).then(|| access_scope.to_string()),
         refresh_token,

@@ -8,6 +8,7 @@ pub mod client_credentials;
 pub mod common;
 pub mod password;
 pub mod refresh_token;
+pub mod token_exchange;
 
 use tessera_core::Client;
 use tessera_types::token::{AccessTokenRequest, TokenResponse};
@@ -29,5 +30,6 @@ pub async fn handle(
         AccessTokenRequest::RefreshToken(grant) => refresh_token::handle(state, client, &grant).await,
         AccessTokenRequest::Password(grant) => password::handle(state, client, &grant).await,
         AccessTokenRequest::ClientCredentials(grant) => client_credentials::handle(state, client, &grant).await,
+        AccessTokenRequest::TokenExchange(grant) => token_exchange::handle(state, client, &grant).await,
     }
 }

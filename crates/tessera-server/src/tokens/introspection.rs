@@ -54,6 +54,9 @@ pub struct Introspection {
     /// The SSO session.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// Who acts for the subject (RFC 8693 §4.1), for a token from a delegation exchange.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act: Option<serde_json::Value>,
 }
 
 impl Introspection {
@@ -111,6 +114,7 @@ pub async fn introspect(state: &AppState, client: &Client, token: &str) -> Resul
         iss: Some(state.urls.issuer.clone()),
         jti: Some(info.jti),
         sid: info.session_id,
+        act: info.act,
     })
 }
 
@@ -158,5 +162,6 @@ async fn refresh_token(state: &AppState, client: &Client, token: &str) -> Result
         iss: Some(state.urls.issuer.clone()),
         jti: None,
         sid: grant.session_id,
+        act: None,
     })
 }

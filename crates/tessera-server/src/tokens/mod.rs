@@ -2,6 +2,7 @@
 //! reference — and ID tokens (OIDC Core §2, §3.1.3.6); checking our own access tokens; revoking
 //! (RFC 7009, `revocation`) and describing (RFC 7662, `introspection`) tokens.
 
+pub mod external;
 pub mod id_token;
 pub mod introspection;
 pub mod revocation;
@@ -65,6 +66,9 @@ pub struct AccessTokenClaims<'a> {
     /// RFC 9068 §2.2.1: authentication methods.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub amr: Option<&'a [String]>,
+    /// RFC 8693 §4.1: who acts for the subject (token exchange with delegation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act: Option<&'a serde_json::Value>,
 }
 
 /// `aud` as RFC 7519 allows it.
@@ -129,6 +133,7 @@ pub async fn issue_access_token(
                 auth_time: user.map(|u| u.auth_time.0),
                 acr: user.and_then(|u| u.acr),
                 amr: user.map(|u| u.amr).filter(|amr| !amr.is_empty()),
+                act: plan.act.as_ref(),
             };
             key.sign_jwt("at+jwt", &claims)
                 .map_err(|e| OAuthError::new(ErrorCode::ServerError, format!("signing failed: {e}")))
@@ -145,6 +150,7 @@ pub async fn issue_access_token(
                 audience,
                 issued_at: plan.issued_at,
                 expires_at: plan.expires_at,
+                act: plan.act.as_ref().map(serde_json::Value::to_string),
             };
             state.storage.access_tokens().add(&record).await?;
             Ok(token)
@@ -171,6 +177,8 @@ pub struct AccessTokenInfo {
     pub jti: String,
     /// The SSO session (`sid`), when the token says.
     pub session_id: Option<String>,
+    /// Who acts for the subject (`act`, RFC 8693 §4.1), for a token from a delegation exchange.
+    pub act: Option<serde_json::Value>,
 }
 
 /// Checks an access token presented to one of our own endpoints (userinfo, introspection): a JWT
@@ -206,6 +214,7 @@ pub async fn validate_access_token(
             expires_at: record.expires_at,
             jti: record.jti,
             session_id: None,
+            act: record.act.and_then(|act| serde_json::from_str(&act).ok()),
         }));
     }
     let claims = match verified_jwt_claims(state, token, now) {
@@ -265,6 +274,7 @@ pub fn verified_jwt_claims(state: &AppState, token: &str, now: Timestamp) -> Res
         expires_at: Timestamp(exp),
         jti,
         session_id: string("sid"),
+        act: claims.get("act").cloned(),
     })
 }
 

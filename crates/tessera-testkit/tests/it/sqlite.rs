@@ -41,6 +41,7 @@ fn token(n: usize) -> AccessTokenRecord {
         audience: vec![format!("aud-{n}")],
         issued_at: Timestamp(1_700_000_000),
         expires_at: Timestamp(1_700_003_600),
+        act: None,
     }
 }
 
@@ -103,7 +104,7 @@ async fn sqlite_writes_survive_reopening() -> TestResult {
     let path = dir.path().join("tessera.db");
     {
         let storage = SqliteStorage::open(&path, SqliteOptions::default())?;
-        assert_eq!(storage.migrate().await?, vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(storage.migrate().await?, vec![1, 2, 3, 4, 5, 6, 7]);
         storage.access_tokens().add(&token(7)).await?;
     }
     let storage = SqliteStorage::open(&path, SqliteOptions::default())?;

@@ -1,0 +1,5 @@
+-- Tessera schema v7 (SQLite): the RFC 8693 `act` claim of opaque access tokens issued by a
+-- token-exchange delegation (who acts on the subject's behalf), as JSON TEXT. NULL for every other
+-- token, including every row written before this migration. Adding a nullable column with no
+-- default rewrites no rows.
+ALTER TABLE access_tokens ADD COLUMN act TEXT;
