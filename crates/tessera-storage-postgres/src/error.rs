@@ -7,8 +7,9 @@ use tessera_storage::RepositoryError;
 use tokio_postgres::error::SqlState;
 
 /// Maps a driver error: SQLSTATE 23505 is a conflict; connection exceptions (class 08),
-/// insufficient resources (53), shutdowns (57P01–57P03), I/O failures, timeouts and closed
-/// connections mean the database is unavailable; anything else is a backend error.
+/// insufficient resources (53), shutdowns (57P01–57P04), a missing database (3D000), retryable
+/// transaction failures (40001, 40P01), I/O failures, timeouts and closed connections mean the
+/// database is unavailable; anything else is a backend error.
 pub(crate) fn map_pg(error: tokio_postgres::Error) -> RepositoryError {
     if let Some(state) = error.code() {
         if *state == SqlState::UNIQUE_VIOLATION {
@@ -18,7 +19,16 @@ pub(crate) fn map_pg(error: tokio_postgres::Error) -> RepositoryError {
             return RepositoryError::Conflict(message);
         }
         let code = state.code();
-        if code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03") {
+        // Transient: the database is down, overloaded, gone for now (3D000 while a database is
+        // renamed or being restored, 57P04 dropped), or asks the transaction to be retried
+        // (40001 serialization failure, 40P01 deadlock): 503, which clients retry.
+        if code.starts_with("08")
+            || code.starts_with("53")
+            || matches!(
+                code,
+                "57P01" | "57P02" | "57P03" | "57P04" | "3D000" | "40001" | "40P01"
+            )
+        {
             return RepositoryError::Unavailable(Box::new(error));
         }
         return RepositoryError::Backend(Box::new(error));

@@ -57,4 +57,6 @@ pub struct ProviderMetadata {
     pub introspection_endpoint: String,
     /// RFC 8414 §2: client authentication methods at the introspection endpoint.
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 9701 §7: algorithms of signed introspection responses.
+    pub introspection_signing_alg_values_supported: Vec<String>,
 }

@@ -287,3 +287,58 @@ async fn who_may_call_and_the_errors() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_signed_introspection_response_when_asked_for_one() {
+    // RFC 9701: `Accept: application/token-introspection+jwt` gets the answer as a signed JWT.
+    let server = TestServer::start().await;
+    let (id, secret) = server.client("rs", resource_server()).await;
+    let rs = (id.as_str(), secret.as_deref().unwrap());
+    let (_, _, body) = server.token(Some(rs), &[("grant_type", "client_credentials")]).await;
+    let token = body["access_token"].as_str().unwrap();
+    let response = server
+        .http
+        .post(server.url("/introspect"))
+        .basic_auth(rs.0, Some(rs.1))
+        .header("accept", "application/token-introspection+jwt")
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/token-introspection+jwt"
+    );
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let jwt = response.text().await.unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = server
+        .http
+        .get(server.url("/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(&jwt).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("token-introspection+jwt"));
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(header.kid.as_deref().unwrap()).unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_audience(&["rs"]);
+    validation.set_issuer(&[server.base.as_str()]);
+    validation.set_required_spec_claims(&["iss", "aud", "iat"]);
+    validation.validate_exp = false;
+    let claims = jsonwebtoken::decode::<serde_json::Value>(&jwt, &key, &validation)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["token_introspection"]["active"], true);
+    assert_eq!(claims["token_introspection"]["client_id"], "rs");
+    // Without the header: plain JSON, as before.
+    assert_eq!(introspect(&server, rs, token).await["active"], true);
+    let discovery = server.get_json("/.well-known/openid-configuration").await;
+    assert!(discovery["introspection_signing_alg_values_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("ES256")));
+}

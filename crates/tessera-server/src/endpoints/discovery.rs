@@ -6,6 +6,7 @@ use axum::Json;
 use tessera_core::AuthMethod;
 use tessera_types::discovery::ProviderMetadata;
 use tessera_types::token::GrantType;
+use tessera_types::JwsAlgorithm;
 
 use crate::extract::client_auth::ASSERTION_ALGORITHMS;
 use crate::state::AppState;
@@ -72,6 +73,8 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
             .filter(|m| *m != AuthMethod::None.as_str())
             .cloned()
             .collect(),
+        // Signed with the access-token algorithm of the calling client (server default ES256).
+        introspection_signing_alg_values_supported: JwsAlgorithm::ALL.iter().map(|a| a.as_str().to_owned()).collect(),
     }
 }
 
