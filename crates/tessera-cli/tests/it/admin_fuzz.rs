@@ -20,21 +20,14 @@ const REQUIRED_VAR: &str = "TESSERA_TEST_SCHEMATHESIS";
 const MAX_EXAMPLES: &str = "12";
 
 fn schemathesis() -> Option<&'static str> {
-    let found = Command::new("schemathesis")
-        .arg("--version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if found {
-        return Some("schemathesis");
-    }
-    if std::env::var(REQUIRED_VAR).as_deref() == Ok("required") {
-        panic!("{REQUIRED_VAR}=required, but schemathesis is not installed: pip install schemathesis");
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!! Admin API fuzzing SKIPPED: schemathesis not installed (pip install schemathesis); .ci/run installs it !!!\n"
-    );
-    None
+    crate::support::tool_available(
+        "schemathesis",
+        &["--version"],
+        REQUIRED_VAR,
+        "schemathesis",
+        "python3 -m pip install schemathesis==4.32.5",
+    )
+    .then_some("schemathesis")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -238,3 +238,24 @@ pub async fn verify_with_jwks(server: &TestServer, jwt: &str, audience: &str) ->
     let data = jsonwebtoken::decode::<serde_json::Value>(jwt, &key, &validation).unwrap();
     data.claims
 }
+
+/// Whether an external test tool runs (`program args…` exits 0). When it does not: panics if
+/// `required_var` is set to `required` (CI), else prints a loud SKIPPED banner and returns false.
+pub fn tool_available(program: &str, args: &[&str], required_var: &str, what: &str, install: &str) -> bool {
+    let found = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if found {
+        return true;
+    }
+    if std::env::var(required_var).as_deref() == Ok("required") {
+        panic!("{required_var}=required, but {what} is not installed: {install}");
+    }
+    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("\n!!! Tests with {what} SKIPPED: not installed ({install}); .ci/run installs it !!!\n\n").as_bytes(),
+    );
+    false
+}

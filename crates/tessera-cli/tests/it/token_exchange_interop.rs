@@ -16,21 +16,13 @@ use crate::token_exchange::Setup;
 const REQUIRED_VAR: &str = "TESSERA_TEST_PYTHON_AUTHLIB";
 
 fn authlib() -> bool {
-    let found = Command::new("python3")
-        .args(["-c", "import authlib, requests, joserfc"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if found {
-        return true;
-    }
-    if std::env::var(REQUIRED_VAR).as_deref() == Ok("required") {
-        panic!("{REQUIRED_VAR}=required, but Authlib is not installed: python3 -m pip install authlib==1.9.9 requests==2.34.2");
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!! Token exchange interop test SKIPPED: Authlib not installed (python3 -m pip install authlib==1.9.9 requests==2.34.2); .ci/run installs it !!!\n"
-    );
-    false
+    crate::support::tool_available(
+        "python3",
+        &["-c", "import authlib, requests, joserfc"],
+        REQUIRED_VAR,
+        "Authlib",
+        "python3 -m pip install authlib==1.9.9 requests==2.34.2",
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

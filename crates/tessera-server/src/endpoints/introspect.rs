@@ -47,10 +47,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, form: Resul
             .settings
             .access_token_algorithm
             .unwrap_or(state.config.keys.access_token_algorithm);
-        let key = state
-            .keys
-            .signer(algorithm, now)
-            .ok_or_else(|| OAuthError::new(ErrorCode::ServerError, format!("no active {algorithm} signing key")))?;
+        let key = crate::tokens::signer(&state, algorithm, now)?;
         let claims = json!({
             "iss": state.urls.issuer,
             "aud": client.id,

@@ -10,9 +10,8 @@
 use serde_json::json;
 use tessera_core::grant::token_exchange::{self, ExchangePlan, ExchangeRequest, ExchangeToken};
 use tessera_core::grant::GrantError;
-use tessera_core::refresh::{self, RefreshPlan, RefreshRequest};
-use tessera_core::{Client, Grant, GrantKind, Scope, TokenHash, TokenKind, User};
-use tessera_storage::RefreshContext;
+use tessera_core::refresh;
+use tessera_core::{Client, Grant, GrantKind, Scope, User};
 use tessera_types::token::{TokenExchangeGrant, TokenResponse, TokenType};
 
 use crate::audit::{Actor, Event, EventKind};
@@ -21,6 +20,7 @@ use crate::error::OAuthError;
 use crate::grants::common::{self, refresh_policy};
 use crate::state::AppState;
 use crate::tokens::id_token::{self, IdTokenParams};
+use crate::tokens::introspection::active_refresh_token;
 use crate::tokens::{external, issue_access_token, validate_access_token, UserContext};
 
 /// `token_type` of a result that is not an access token (RFC 8693 §2.2.1).
@@ -246,45 +246,19 @@ async fn presented(
     }
 }
 
-/// Our refresh token, active exactly when a refresh would rotate it now (like introspection), and
-/// only the client's own (DESIGN B8).
+/// Our refresh token, active exactly when a refresh would rotate it now (as introspection judges
+/// it), and only the client's own (DESIGN B8).
 async fn refresh_token(
     state: &AppState,
     client: &Client,
     token: &str,
     issuer: String,
 ) -> Result<Result<Presented, String>, OAuthError> {
-    if TokenKind::recognise(token) != Some(TokenKind::RefreshToken) {
-        return Ok(Err("not a refresh token".into()));
-    }
-    let Some(RefreshContext {
-        token,
-        grant: Some(grant),
-        session,
-        user: Some(user),
-    }) = state
-        .storage
-        .refresh_tokens()
-        .find_with_context(&TokenHash::of(token))
-        .await?
-    else {
-        return Ok(Err("unknown refresh token".into()));
-    };
-    let decision = refresh::decide(&RefreshRequest {
-        client_id: &client.id,
-        token: &token,
-        grant: &grant,
-        session: session.as_ref(),
-        requested_scope: None,
-        policy: &refresh_policy(state, client),
-        session_idle_timeout: state.config.sessions.idle_timeout,
-        now: state.now(),
-    });
-    if !matches!(decision, Ok(RefreshPlan::Rotate { .. })) || user.is_disabled {
+    let Some((token, grant, user)) = active_refresh_token(state, client, token).await? else {
         return Ok(Err(
-            "refresh token not active (spent, expired, revoked or another client's)".into(),
+            "refresh token not active (unknown, spent, expired, revoked or another client's)".into(),
         ));
-    }
+    };
     Ok(Ok(Presented {
         token: ExchangeToken {
             token_type: TokenType::RefreshToken,

@@ -33,10 +33,7 @@ pub fn issue(state: &AppState, client: &Client, user: &User, params: &IdTokenPar
         .settings
         .id_token_algorithm
         .unwrap_or(state.config.keys.id_token_algorithm);
-    let key = state
-        .keys
-        .signer(algorithm, params.now)
-        .ok_or_else(|| OAuthError::new(ErrorCode::ServerError, format!("no active {algorithm} signing key")))?;
+    let key = super::signer(state, algorithm, params.now)?;
     let lifetime = client
         .settings
         .id_token_lifetime

@@ -7,8 +7,8 @@
 //! or not the caller's to see — is `{"active": false}`, with no hint why.
 
 use serde::Serialize;
-use tessera_core::refresh::{self, RefreshPlan, RefreshRequest};
-use tessera_core::{AuthMethod, Client, TokenHash, TokenKind};
+use tessera_core::refresh::{self, RefreshPlan, RefreshRequest, RefreshToken};
+use tessera_core::{AuthMethod, Client, Grant, TokenHash, TokenKind, User};
 use tessera_storage::RefreshContext;
 
 use crate::error::OAuthError;
@@ -118,10 +118,21 @@ pub async fn introspect(state: &AppState, client: &Client, token: &str) -> Resul
     })
 }
 
-/// A refresh token is active when a refresh with it would rotate it now (the same decision as
-/// the refresh grant: client, grant not revoked, session for online grants, expiry, not spent)
-/// and its user is enabled.
-async fn refresh_token(state: &AppState, client: &Client, token: &str) -> Result<Introspection, OAuthError> {
+/// The refresh token `value` with its grant and user, when it is **active**: a refresh by
+/// `client` would rotate it now (the same decision as the refresh grant: the client's own token,
+/// grant not revoked, session alive for online grants, not expired, not spent) and its user is
+/// enabled. Introspection and token exchange both judge refresh tokens by this.
+///
+/// # Errors
+/// Storage failures.
+pub async fn active_refresh_token(
+    state: &AppState,
+    client: &Client,
+    value: &str,
+) -> Result<Option<(RefreshToken, Grant, User)>, OAuthError> {
+    if TokenKind::recognise(value) != Some(TokenKind::RefreshToken) {
+        return Ok(None);
+    }
     let Some(RefreshContext {
         token,
         grant: Some(grant),
@@ -130,12 +141,11 @@ async fn refresh_token(state: &AppState, client: &Client, token: &str) -> Result
     }) = state
         .storage
         .refresh_tokens()
-        .find_with_context(&TokenHash::of(token))
+        .find_with_context(&TokenHash::of(value))
         .await?
     else {
-        return Ok(Introspection::inactive());
+        return Ok(None);
     };
-    let now = state.now();
     let decision = refresh::decide(&RefreshRequest {
         client_id: &client.id,
         token: &token,
@@ -144,11 +154,18 @@ async fn refresh_token(state: &AppState, client: &Client, token: &str) -> Result
         requested_scope: None,
         policy: &refresh_policy(state, client),
         session_idle_timeout: state.config.sessions.idle_timeout,
-        now,
+        now: state.now(),
     });
     if !matches!(decision, Ok(RefreshPlan::Rotate { .. })) || user.is_disabled {
-        return Ok(Introspection::inactive());
+        return Ok(None);
     }
+    Ok(Some((token, grant, user)))
+}
+
+async fn refresh_token(state: &AppState, client: &Client, token: &str) -> Result<Introspection, OAuthError> {
+    let Some((token, grant, user)) = active_refresh_token(state, client, token).await? else {
+        return Ok(Introspection::inactive());
+    };
     Ok(Introspection {
         active: true,
         scope: (!grant.scope.is_empty()).then_some(grant.scope),

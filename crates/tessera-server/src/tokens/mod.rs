@@ -116,10 +116,7 @@ pub async fn issue_access_token(
                 .settings
                 .access_token_algorithm
                 .unwrap_or(state.config.keys.access_token_algorithm);
-            let key = state
-                .keys
-                .signer(algorithm, plan.issued_at)
-                .ok_or_else(|| OAuthError::new(ErrorCode::ServerError, format!("no active {algorithm} signing key")))?;
+            let key = signer(state, algorithm, plan.issued_at)?;
             let claims = AccessTokenClaims {
                 iss: &state.urls.issuer,
                 exp: plan.expires_at.0,
@@ -276,6 +273,22 @@ pub fn verified_jwt_claims(state: &AppState, token: &str, now: Timestamp) -> Res
         session_id: string("sid"),
         act: claims.get("act").cloned(),
     })
+}
+
+/// The key that signs with `algorithm` now.
+///
+/// # Errors
+/// A server error when no key of that algorithm is active (the key set is loaded at start and
+/// always has one per algorithm, so this means a broken database).
+pub fn signer(
+    state: &AppState,
+    algorithm: tessera_types::JwsAlgorithm,
+    now: Timestamp,
+) -> Result<std::sync::Arc<tessera_jose::SigningKey>, OAuthError> {
+    state
+        .keys
+        .signer(algorithm, now)
+        .ok_or_else(|| OAuthError::new(ErrorCode::ServerError, format!("no active {algorithm} signing key")))
 }
 
 /// A fresh random token id (128 bits, base64url).
