@@ -18,6 +18,7 @@ mod errors;
 mod external_issuer;
 mod keys;
 mod login_flow;
+mod nodes;
 mod operations;
 mod presets;
 mod refresh_properties;
