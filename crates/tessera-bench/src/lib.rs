@@ -8,7 +8,10 @@
 //! - **`refresh`**: one refresh-token *chain* per worker. A chain starts with the password grant
 //!   (`scope=offline_access`, not measured) and then POSTs `grant_type=refresh_token` with the RT
 //!   from its own previous response, so every measured request is a real rotation and no token is
-//!   ever presented twice. A failed refresh is counted, and the chain starts again with a fresh RT.
+//!   ever presented twice. A failed refresh is counted, and the chain starts again with a fresh RT:
+//!   the worker's next step is the password grant. A failed password grant is counted as a set-up
+//!   failure and the worker waits 100 ms before trying again, so the workers of a server that is
+//!   gone fail fast (connection refused) without hammering it, and the run still ends on time.
 //! - **`client-credentials`**: `grant_type=client_credentials`.
 //! - **`introspect`**: `POST /introspect` of an access token the bench client obtained by client
 //!   credentials (not measured; one per worker, fetched again after a minute so it never expires
@@ -23,14 +26,17 @@
 //! # Loops
 //!
 //! Each worker owns one HTTP/1.1 keep-alive connection (reconnecting after a transport error), so
-//! `--concurrency` bounds the requests in flight. In the **closed loop** (the default) a worker sends
-//! its next request as soon as the previous one is answered: this finds the throughput ceiling, but
-//! a slow server also slows the load down. In the **open loop** (`--rate R`) request *i* is scheduled
-//! at `start + i/R` whatever happens, any free worker takes the next slot, and a request whose slot
-//! passed while every worker was busy is measured from its *scheduled* time, so queueing behind a
-//! stall is counted (no coordinated omission). A worker that was idle until its slot is woken by
-//! tokio's millisecond timer, up to ~2 ms late; that lateness is the generator's, so such a request
-//! is measured from when it was sent (counting only lateness beyond 2 ms).
+//! `--concurrency` bounds the requests in flight. With several `--url`s, worker *i* connects to the
+//! URL *i* mod *n*, for its whole run (as a load balancer that pins connections would).
+//!
+//! In the **closed loop** (the default) a worker sends its next request as soon as the previous one
+//! is answered: this finds the throughput ceiling, but a slow server also slows the load down. In
+//! the **open loop** (`--rate R`) request *i* is scheduled at `start + i/R` whatever happens, any
+//! free worker takes the next slot, and a request whose slot passed while every worker was busy is
+//! measured from its *scheduled* time, so queueing behind a stall is counted (no coordinated
+//! omission). A worker that was idle until its slot is woken by tokio's millisecond timer, up to
+//! ~2 ms late; that lateness is the generator's, so such a request is measured from when it was
+//! sent (counting only lateness beyond 2 ms).
 //!
 //! # What is measured
 //!
@@ -42,13 +48,36 @@
 //! `--requests` measured requests, whichever comes first; throughput is the measured requests over
 //! the time from the end of the warm-up to the last measured answer.
 //!
+//! # Recording tokens
+//!
+//! For tests only: with `--record-tokens PATH` (the `refresh` scenario), the file is created (or
+//! emptied) and every worker appends one line per refresh-token event of its chains, in order,
+//! whether or not the request was measured:
+//!
+//! ```text
+//! <worker> granted <token>            the password grant's 200: a new chain starts with <token>
+//! <worker> received <token>           a refresh's 200 carried the new <token>
+//! <worker> lost <token> <outcome>     presenting <token> got no answer (transport_error, timeout):
+//!                                     the server may have rotated it
+//! <worker> refused <token> <outcome>  presenting <token> was answered without a new token: a
+//!                                     status code, or unexpected_response (a 2xx without an RT)
+//! ```
+//!
+//! `<worker>` is the worker's index (0-based; its URL is the `<worker>` mod *n*-th). After a `lost`
+//! or `refused` line the chain is over, and the worker's next token is a `granted` one. Lines are
+//! buffered per worker and written out in whole lines at least every 100 ms while the worker is
+//! busy, before it pauses after a failed set-up, and at its end, so a run that is stopped leaves
+//! all but its last moments. The file holds live refresh tokens: it is a secret.
+//!
 //! The binary runs everything on one thread (a current-thread tokio runtime) so that it takes at
 //! most one core from the server.
 
 mod http;
+mod record;
 mod report;
 mod scenario;
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,6 +88,7 @@ use serde::Serialize;
 pub use report::{Latency, Report};
 
 use crate::http::{Conn, Target};
+use crate::record::{TokenFile, TokenLog};
 use crate::report::Stats;
 use crate::scenario::{Chain, Flow};
 
@@ -96,9 +126,10 @@ pub struct Options {
     /// The scenario to run.
     #[arg(value_enum)]
     pub scenario: Scenario,
-    /// The server's base URL (http only).
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub url: String,
+    /// The server's base URL (http only). Repeat `--url` to spread the workers over several
+    /// servers: worker i connects to the (i mod n)-th URL, one keep-alive connection each.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    pub url: Vec<String>,
     /// Workers, each with one keep-alive connection: the most requests in flight.
     #[arg(long, short = 'c', default_value_t = 32)]
     pub concurrency: usize,
@@ -138,6 +169,12 @@ pub struct Options {
     /// Exit 0 even when requests failed.
     #[arg(long)]
     pub allow_errors: bool,
+    /// For tests only (`refresh`): write every refresh token the chains receive, and the token a
+    /// failed refresh presented, to this file (created or emptied first), one line each:
+    /// `<worker> granted|received <token>`, `<worker> lost|refused <token> <outcome>`. The file
+    /// holds live refresh tokens: never use this against a server with real users.
+    #[arg(long, value_name = "PATH")]
+    pub record_tokens: Option<PathBuf>,
 }
 
 /// Why a run could not start.
@@ -152,6 +189,9 @@ pub enum Error {
     /// The histogram could not be created or merged.
     #[error("histogram: {0}")]
     Histogram(String),
+    /// The `--record-tokens` file could not be created or written.
+    #[error("--record-tokens {0}: {1}")]
+    Record(String, std::io::Error),
     /// A worker task panicked or was cancelled.
     #[error("a worker failed: {0}")]
     Worker(#[from] tokio::task::JoinError),
@@ -161,8 +201,8 @@ pub enum Error {
 ///
 /// # Errors
 ///
-/// Invalid options, an unresolvable URL, or a worker that panicked. Failed *requests* are not
-/// errors: they are counted in the [`Report`].
+/// Invalid options, an unresolvable URL, a `--record-tokens` file that could not be written, or a
+/// worker that panicked. Failed *requests* are not errors: they are counted in the [`Report`].
 pub async fn run(options: &Options) -> Result<Report, Error> {
     let seconds = |name: &str, value: f64| {
         if value.is_finite() && value >= 0.0 {
@@ -182,8 +222,20 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
     if options.rate.is_some_and(|rate| !(rate.is_finite() && rate > 0.0)) {
         return Err(Error::Option("--rate must be > 0".into()));
     }
-    let target = Arc::new(Target::resolve(&options.url, timeout).await?);
+    if options.url.is_empty() {
+        return Err(Error::Option("--url: at least one is needed".into()));
+    }
+    if options.record_tokens.is_some() && options.scenario != Scenario::Refresh {
+        return Err(Error::Option(
+            "--record-tokens records refresh chains: the refresh scenario only".into(),
+        ));
+    }
+    let mut targets = Vec::with_capacity(options.url.len());
+    for url in &options.url {
+        targets.push(Arc::new(Target::resolve(url, timeout).await?));
+    }
     let flow = Arc::new(Flow::new(options)?);
+    let tokens = options.record_tokens.as_deref().map(TokenFile::create).transpose()?;
     let histogram =
         Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).map_err(|e| Error::Histogram(e.to_string()))?;
 
@@ -198,12 +250,14 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
         claimed: AtomicU64::new(0),
     });
     let workers: Vec<_> = (0..options.concurrency)
-        .map(|_| {
+        .map(|index| {
             let stats = Stats::new(histogram.clone());
+            let log = tokens.as_ref().map(|file| TokenLog::new(index, Arc::clone(file)));
             tokio::spawn(worker(
                 Arc::clone(&schedule),
                 Arc::clone(&flow),
-                Conn::new(Arc::clone(&target)),
+                Conn::new(Arc::clone(&targets[index % targets.len()])),
+                Chain::new(log),
                 stats,
             ))
         })
@@ -211,6 +265,9 @@ pub async fn run(options: &Options) -> Result<Report, Error> {
     let mut total = Stats::new(histogram);
     for worker in workers {
         total.merge(worker.await?)?;
+    }
+    if let Some(tokens) = &tokens {
+        tokens.check()?;
     }
     Ok(Report::new(options, warmup, schedule.measure_from, total))
 }
@@ -261,15 +318,15 @@ impl Schedule {
     }
 }
 
-/// One worker: one connection, one chain, requests until the schedule ends.
-async fn worker(schedule: Arc<Schedule>, flow: Arc<Flow>, mut conn: Conn, mut stats: Stats) -> Stats {
-    let mut chain = Chain::default();
+/// One worker: one connection, one chain at a time, requests until the schedule ends.
+async fn worker(schedule: Arc<Schedule>, flow: Arc<Flow>, mut conn: Conn, mut chain: Chain, mut stats: Stats) -> Stats {
     loop {
         if let Err(failure) = flow.prepare(&mut conn, &mut chain).await {
             stats.setup_failed(failure);
             if Instant::now() >= schedule.end {
                 break;
             }
+            chain.flush_log();
             // Do not hammer a server that refuses the set-up.
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
@@ -286,5 +343,6 @@ async fn worker(schedule: Arc<Schedule>, flow: Arc<Flow>, mut conn: Conn, mut st
             stats.record(start, Instant::now(), result);
         }
     }
+    chain.flush_log();
     stats
 }

@@ -23,7 +23,8 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    fn key(self) -> String {
+    /// The outcome's name in the report (and in `--record-tokens` lines).
+    pub(crate) fn key(self) -> String {
         match self {
             Self::Status(status) => status.to_string(),
             Self::Unexpected => "unexpected_response".into(),
@@ -60,6 +61,12 @@ impl Failure {
             outcome: Outcome::Timeout,
             detail: "timed out".into(),
         }
+    }
+
+    /// Whether the answer never arrived (a transport error or a timeout): the server may have
+    /// acted on the request.
+    pub(crate) fn is_lost(&self) -> bool {
+        matches!(self.outcome, Outcome::Transport | Outcome::Timeout)
     }
 }
 

@@ -7,6 +7,7 @@ use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::http::{Conn, Reply};
+use crate::record::TokenLog;
 use crate::report::{Failure, Outcome};
 use crate::{Error, Options, Scenario};
 
@@ -28,11 +29,28 @@ pub(crate) struct Flow {
 const ACCESS_TOKEN_REUSE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A worker's state between requests: the refresh token its next request presents, or the access
-/// token it introspects (and when it was fetched).
-#[derive(Default)]
+/// token it introspects (and when it was fetched); and with `--record-tokens`, its lines.
 pub(crate) struct Chain {
     refresh_token: Option<String>,
     access_token: Option<(String, std::time::Instant)>,
+    log: Option<TokenLog>,
+}
+
+impl Chain {
+    pub(crate) fn new(log: Option<TokenLog>) -> Self {
+        Self {
+            refresh_token: None,
+            access_token: None,
+            log,
+        }
+    }
+
+    /// Writes out the recorded lines (before a pause, and at the end).
+    pub(crate) fn flush_log(&mut self) {
+        if let Some(log) = &mut self.log {
+            log.flush();
+        }
+    }
 }
 
 impl Flow {
@@ -75,7 +93,11 @@ impl Flow {
                 ("scope", "offline_access"),
             ]);
             let reply = self.token(conn, form, "password grant").await?;
-            chain.refresh_token = Some(refresh_token_of(&reply)?);
+            let refresh_token = refresh_token_of(&reply)?;
+            if let Some(log) = &mut chain.log {
+                log.granted(&refresh_token);
+            }
+            chain.refresh_token = Some(refresh_token);
         }
         let stale = chain
             .access_token
@@ -98,8 +120,14 @@ impl Flow {
                     return Err(Failure::unexpected("no refresh token to present".into()));
                 };
                 let form = encode(&[("grant_type", "refresh_token"), ("refresh_token", &refresh_token)]);
-                let reply = self.token(conn, form, "refresh").await?;
-                chain.refresh_token = Some(refresh_token_of(&reply)?);
+                let result = self
+                    .token(conn, form, "refresh")
+                    .await
+                    .and_then(|reply| refresh_token_of(&reply));
+                if let Some(log) = &mut chain.log {
+                    log.refreshed(&refresh_token, &result);
+                }
+                chain.refresh_token = Some(result?);
             }
             Scenario::ClientCredentials => {
                 let form = encode(&[("grant_type", "client_credentials")]);

@@ -58,6 +58,51 @@ async fn every_scenario_runs_without_errors() {
     assert_eq!(grants.len(), 8, "one grant per chain, none restarted");
     assert!(grants.iter().all(|grant| grant.revoked_at.is_none()));
 
+    // Two URLs (the same server twice: the workers alternate between them) and
+    // `--record-tokens`: a `granted` line per chain, then a `received` line per 200, in order.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens");
+    let args = [
+        "refresh",
+        "--requests",
+        "200",
+        "-c",
+        "4",
+        "--url",
+        &server.base,
+        "--record-tokens",
+        file.to_str().unwrap(),
+    ];
+    let report = bench(&server, &secret, &args).await;
+    assert_eq!((report.requests, report.succeeded()), (200, 200), "{report}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut lines: Vec<Vec<&str>> = vec![Vec::new(); 4];
+    for line in text.lines() {
+        let (worker, rest) = line.split_once(' ').unwrap();
+        lines[worker.parse::<usize>().unwrap()].push(rest);
+    }
+    let mut tokens = std::collections::HashSet::new();
+    for (worker, lines) in lines.iter().enumerate() {
+        assert!(
+            lines[0].starts_with("granted "),
+            "worker {worker} starts with {}",
+            lines[0]
+        );
+        assert!(
+            lines[1..].iter().all(|line| line.starts_with("received ")),
+            "worker {worker}: {lines:?}"
+        );
+        for line in lines {
+            let fields: Vec<&str> = line.split(' ').collect();
+            assert_eq!(fields.len(), 2, "{line}");
+            assert!(tokens.insert(fields[1].to_owned()), "a token recorded twice: {line}");
+        }
+    }
+    let received = text.lines().filter(|line| line.contains(" received ")).count();
+    assert_eq!((tokens.len(), received), (204, 200), "{text}");
+    let grants = server.storage.grants().list_by_user(&user.id).await.unwrap();
+    assert_eq!(grants.len(), 12, "one grant per chain, none restarted");
+
     // Open loop.
     let report = bench(
         &server,

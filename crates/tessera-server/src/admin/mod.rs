@@ -142,9 +142,6 @@ impl Admin {
 }
 
 async fn require_admin(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    if request.uri().path() == "/admin/v1/openapi.json" {
-        return next.run(request).await;
-    }
     let token = request
         .headers()
         .get(header::AUTHORIZATION)
