@@ -413,7 +413,9 @@ pub trait RefreshTokenRepository: Send + Sync {
     /// 4. with `touch_session`: `last_active_at = now` if the session is not ended and was active earlier.
     ///
     /// Returns `true` when all of it committed, `false` when step 1 or 2 changed no row (a lost
-    /// race, or a revoked grant) — then nothing changed.
+    /// race, or a revoked grant) — then nothing changed, except that a backend may keep step 2's
+    /// `last_used_at` when only step 1 failed (the grant was in use: another request rotated the
+    /// token).
     ///
     /// # Errors
     /// Backend errors.
