@@ -72,7 +72,9 @@ const FIND_WITH_CONTEXT: &str = concat!(
 ///   and nothing is kept.
 /// - `session` touches the session (forward only, never an ended one); finding nothing there does
 ///   not fail the rotation. A data-modifying CTE runs even though the final SELECT ignores it.
-const ROTATE: &str = "
+macro_rules! rotate_ctes {
+    () => {
+        "
     WITH touched AS (
         UPDATE grants SET last_used_at = $4
         WHERE id = $5 AND revoked_at IS NULL
@@ -96,8 +98,31 @@ const ROTATE: &str = "
         UPDATE sso_sessions SET last_active_at = $4
         WHERE id = $6::TEXT AND ended_at IS NULL AND last_active_at < $4
           AND EXISTS (SELECT 1 FROM issued)
+        RETURNING 1)"
+    };
+}
+const ROTATE: &str = concat!(
+    rotate_ctes!(),
+    "
+    SELECT EXISTS (SELECT 1 FROM issued)"
+);
+
+/// [`ROTATE`] that also stores the opaque access token issued with the new refresh token
+/// ($14–$23: hash, jti, client, subject, grant, scope, audience, issued_at, expires_at, act), once
+/// `issued` did: in the same statement, so a refresh never spends its token without storing what
+/// it answers with.
+const ROTATE_WITH_ACCESS_TOKEN: &str = concat!(
+    rotate_ctes!(),
+    ",
+    stored AS (
+        INSERT INTO access_tokens (hash, jti, client_id, subject, grant_id, scope, audience,
+                                   issued_at, expires_at, act)
+        SELECT $14::BYTEA, $15::TEXT, $16::TEXT, $17::TEXT, $18::TEXT, $19::TEXT, $20::TEXT,
+               $21::BIGINT, $22::BIGINT, $23::TEXT
+        WHERE EXISTS (SELECT 1 FROM issued)
         RETURNING 1)
-    SELECT EXISTS (SELECT 1 FROM issued)";
+    SELECT EXISTS (SELECT 1 FROM issued)"
+);
 
 /// Decodes the columns of `row` from `at` with `decode`, unless the LEFT JOIN found no row there
 /// (its first column, the `id`, is NULL).
@@ -200,26 +225,51 @@ impl RefreshTokenRepository for PostgresStorage {
     async fn rotate(&self, rotation: &Rotation) -> Result<bool, RepositoryError> {
         let token = &rotation.new_token;
         let values = InsertValues::of(token);
-        let row = self
-            .query_one(
-                ROTATE,
-                &[
-                    &&rotation.presented.0[..],
-                    &rotation.expected_use_count.map(i64::from),
-                    &i64::from(rotation.allowed_uses),
-                    &rotation.now.0,
-                    &token.grant_id,
-                    &rotation.touch_session,
-                    &values.hash,
-                    &values.parent,
-                    &token.client_id,
-                    &token.issued_at.0,
-                    &token.expires_at.0,
-                    &values.use_count,
-                    &values.spent_at,
-                ],
-            )
-            .await?;
+        let presented = &rotation.presented.0[..];
+        let expected_use_count = rotation.expected_use_count.map(i64::from);
+        let allowed_uses = i64::from(rotation.allowed_uses);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &presented,
+            &expected_use_count,
+            &allowed_uses,
+            &rotation.now.0,
+            &token.grant_id,
+            &rotation.touch_session,
+            &values.hash,
+            &values.parent,
+            &token.client_id,
+            &token.issued_at.0,
+            &token.expires_at.0,
+            &values.use_count,
+            &values.spent_at,
+        ];
+        let access = match &rotation.access_token {
+            Some(access) => Some((
+                access,
+                &access.hash.0[..],
+                tessera_storage::codec::encode_json(&access.audience)?,
+            )),
+            None => None,
+        };
+        let statement = match &access {
+            Some((access, hash, audience)) => {
+                params.extend_from_slice(&[
+                    hash,
+                    &access.jti,
+                    &access.client_id,
+                    &access.subject,
+                    &access.grant_id,
+                    &access.scope,
+                    audience,
+                    &access.issued_at.0,
+                    &access.expires_at.0,
+                    &access.act,
+                ]);
+                ROTATE_WITH_ACCESS_TOKEN
+            }
+            None => ROTATE,
+        };
+        let row = self.query_one(statement, &params).await?;
         column(&row, 0)
     }
 

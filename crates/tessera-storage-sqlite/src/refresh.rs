@@ -81,7 +81,7 @@ fn insert(conn: &Connection, token: &RefreshToken) -> rusqlite::Result<()> {
 
 /// The four steps of a rotation; `Ok(false)` when step 1 or 2 changed no row. The caller undoes
 /// whatever ran when this does not return `Ok(true)`.
-fn rotate_steps(conn: &Connection, rotation: &Rotation) -> rusqlite::Result<bool> {
+fn rotate_steps(conn: &Connection, rotation: &Rotation, access_audience: Option<&str>) -> rusqlite::Result<bool> {
     let now = rotation.now.0;
     if let Some(expected) = rotation.expected_use_count {
         // Compare-and-set: the writer runs commands one at a time, so of any number of
@@ -112,6 +112,9 @@ fn rotate_steps(conn: &Connection, rotation: &Rotation) -> rusqlite::Result<bool
              WHERE id = ?1 AND ended_at IS NULL AND last_active_at < ?2",
         )?
         .execute(params![session, now])?;
+    }
+    if let (Some(token), Some(audience)) = (&rotation.access_token, access_audience) {
+        crate::repos::insert_access_token(conn, token, audience)?;
     }
     Ok(true)
 }
@@ -205,12 +208,17 @@ impl RefreshTokenRepository for SqliteStorage {
     #[tracing::instrument(name = "db.refresh_tokens.rotate", skip_all)]
     async fn rotate(&self, rotation: &Rotation) -> Result<bool, RepositoryError> {
         let rotation = rotation.clone();
+        let access_audience = rotation
+            .access_token
+            .as_ref()
+            .map(|token| tessera_storage::codec::encode_json(&token.audience))
+            .transpose()?;
         // One write command. Its own savepoint (inside the command's) undoes step 1 when step 2
         // finds the grant revoked: a lost race or a revoked grant changes nothing. An error rolls
         // back the whole command anyway.
         self.write(move |conn| {
             exec(conn, "SAVEPOINT rotation").map_err(map_err)?;
-            let rotated = rotate_steps(conn, &rotation).map_err(map_err)?;
+            let rotated = rotate_steps(conn, &rotation, access_audience.as_deref()).map_err(map_err)?;
             if !rotated {
                 exec(conn, "ROLLBACK TO rotation").map_err(map_err)?;
             }

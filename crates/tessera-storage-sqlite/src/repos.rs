@@ -286,27 +286,8 @@ impl AccessTokenRepository for SqliteStorage {
     async fn add(&self, token: &AccessTokenRecord) -> Result<(), RepositoryError> {
         let audience = encode_json(&token.audience)?;
         let token = token.clone();
-        self.write_sql(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO access_tokens (hash, jti, client_id, subject, grant_id, scope, audience,
-                                            issued_at, expires_at, act)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                token.hash.0,
-                token.jti,
-                token.client_id,
-                token.subject,
-                token.grant_id,
-                token.scope,
-                audience,
-                token.issued_at.0,
-                token.expires_at.0,
-                token.act,
-            ])
-            .map(|_| ())
-        })
-        .await
+        self.write_sql(move |conn| insert_access_token(conn, &token, &audience))
+            .await
     }
 
     #[tracing::instrument(name = "db.access_tokens.find_by_hash", skip_all)]
@@ -394,4 +375,31 @@ impl AccessTokenRepository for SqliteStorage {
         })
         .await
     }
+}
+
+/// Inserts an opaque access token (`audience` already encoded as JSON): for
+/// [`AccessTokenRepository::add`] and, in the same transaction as the rotation, for a refresh.
+pub(crate) fn insert_access_token(
+    conn: &rusqlite::Connection,
+    token: &AccessTokenRecord,
+    audience: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO access_tokens (hash, jti, client_id, subject, grant_id, scope, audience,
+                                    issued_at, expires_at, act)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        token.hash.0,
+        token.jti,
+        token.client_id,
+        token.subject,
+        token.grant_id,
+        token.scope,
+        audience,
+        token.issued_at.0,
+        token.expires_at.0,
+        token.act,
+    ])
+    .map(|_| ())
 }

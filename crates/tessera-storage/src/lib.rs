@@ -361,6 +361,10 @@ pub struct Rotation {
     pub new_token: RefreshToken,
     /// The online grant's session, to record activity (`last_active_at = now`, forward only).
     pub touch_session: Option<String>,
+    /// The opaque access token issued beside the new refresh token, stored in the same
+    /// transaction (so a refresh never spends its token without storing what it answers with);
+    /// `None` for JWT access tokens.
+    pub access_token: Option<AccessTokenRecord>,
     /// Now.
     pub now: Timestamp,
 }
@@ -410,7 +414,8 @@ pub trait RefreshTokenRepository: Send + Sync {
     /// 2. `UPDATE grants SET last_used_at = now WHERE id = new_token.grant_id AND revoked_at IS NULL`
     ///    must change exactly one row (no token is ever issued from a revoked grant);
     /// 3. insert `new_token`;
-    /// 4. with `touch_session`: `last_active_at = now` if the session is not ended and was active earlier.
+    /// 4. with `touch_session`: `last_active_at = now` if the session is not ended and was active earlier;
+    /// 5. with `access_token`: insert it.
     ///
     /// Returns `true` when all of it committed, `false` when step 1 or 2 changed no row (a lost
     /// race, or a revoked grant) — then nothing changed, except that a backend may keep step 2's

@@ -63,6 +63,7 @@ pub async fn run_all(storage: &dyn Storage) {
     refresh_token_rotate(storage).await;
     refresh_token_rotate_max_uses(storage).await;
     refresh_token_rotate_stale_use_count(storage).await;
+    refresh_token_rotate_with_access_token(storage).await;
     refresh_token_rotate_revoked_grant(storage).await;
     refresh_token_sibling(storage).await;
     refresh_token_concurrent_rotation(storage).await;
@@ -1813,6 +1814,88 @@ pub async fn refresh_token_rotate_stale_use_count(storage: &dyn Storage) {
     expect_session(storage, "session after stale rotations (untouched)", &s).await;
 }
 
+/// `rotate` with an opaque access token stores it in the same transaction; a rotation that does
+/// not happen (a stale use count, a revoked grant) stores none.
+pub async fn refresh_token_rotate_with_access_token(storage: &dyn Storage) {
+    let repo = storage.refresh_tokens();
+    let s = session(&unique("session"), &unique("user"));
+    ok(storage, "add session", storage.sessions().add(&s).await);
+    let g = grant(&s.user_id, GrantKind::Online, Some(&s.id), NOW);
+    ok(storage, "add grant", storage.grants().add(&g).await);
+    let presented = refresh_token(&g, None);
+    ok(storage, "add refresh token", repo.add(&presented).await);
+    let with_token = |expected: Option<u32>, label: &str| {
+        let mut r = rotation(&presented, expected, 10, Some(&s.id), NOW.plus(10));
+        let mut access = token(
+            label,
+            NOW.plus(10).0,
+            NOW.plus(310).0,
+            Some(&s.user_id),
+            vec!["api".into()],
+        );
+        access.grant_id = Some(g.id.clone());
+        access.act = Some(r#"{"sub":"svc"}"#.into());
+        r.access_token = Some(access);
+        r
+    };
+
+    let stale = with_token(Some(3), "stale rotation's access token");
+    let rotated = ok(storage, "rotate stale with an access token", repo.rotate(&stale).await);
+    check(
+        storage,
+        !rotated,
+        "a stale rotation with an access token must return false",
+    );
+    let access = stale.access_token.as_ref().map(|t| t.hash);
+    if let Some(hash) = access {
+        let found = ok(
+            storage,
+            "find access token",
+            storage.access_tokens().find_by_hash(&hash).await,
+        );
+        check(
+            storage,
+            found.is_none(),
+            "a stale rotation must not store its access token",
+        );
+    }
+
+    let r = with_token(Some(0), "rotation's access token");
+    let rotated = ok(storage, "rotate with an access token", repo.rotate(&r).await);
+    check(storage, rotated, "rotation with an access token must return true");
+    if let Some(expected) = &r.access_token {
+        let found = ok(
+            storage,
+            "find access token",
+            storage.access_tokens().find_by_hash(&expected.hash).await,
+        );
+        check_eq(
+            storage,
+            "access token stored with the rotation",
+            found.as_ref(),
+            Some(expected),
+        );
+    }
+    // Revoking the grant deletes it like any opaque token of the grant.
+    ok(
+        storage,
+        "revoke grant",
+        storage.grants().revoke(&g.id, NOW.plus(20), "test").await,
+    );
+    if let Some(expected) = &r.access_token {
+        let found = ok(
+            storage,
+            "find access token",
+            storage.access_tokens().find_by_hash(&expected.hash).await,
+        );
+        check(
+            storage,
+            found.is_none(),
+            "revoking the grant deletes the rotation's access token",
+        );
+    }
+}
+
 /// `rotate` on a revoked grant changes nothing and returns `false`, however fresh the token.
 pub async fn refresh_token_rotate_revoked_grant(storage: &dyn Storage) {
     let repo = storage.refresh_tokens();
@@ -2585,6 +2668,7 @@ fn rotation(
         allowed_uses,
         new_token,
         touch_session: touch_session.map(str::to_owned),
+        access_token: None,
         now,
     }
 }

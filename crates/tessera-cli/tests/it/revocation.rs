@@ -218,6 +218,24 @@ async fn opaque_access_tokens_and_refresh_tokens_in_every_state() {
     assert_eq!(revoke(&server, rp, &rt(&body)).await.0, 200);
     assert_eq!(introspect(&server, rp, access_token).await, inactive(), "grant revoked");
 
+    // A refresh's opaque access token (stored with the rotation) is live, and dies with its grant.
+    let body = login(&server, &agent, rp, "openid offline_access").await;
+    let (status, refreshed) = refresh(&server, rp, &rt(&body), None).await;
+    assert_eq!(status, 200, "{refreshed}");
+    let refreshed_access = refreshed["access_token"].as_str().unwrap();
+    assert!(refreshed_access.starts_with("tsr_at_"));
+    let described = introspect(&server, rp, refreshed_access).await;
+    assert_eq!(
+        (described["active"].as_bool(), described["username"].as_str()),
+        (Some(true), Some("ada"))
+    );
+    assert_eq!(revoke(&server, rp, &rt(&refreshed)).await.0, 200);
+    assert_eq!(
+        introspect(&server, rp, refreshed_access).await,
+        inactive(),
+        "grant revoked"
+    );
+
     let body = login(&server, &agent, rp, "openid offline_access").await;
     let refresh_token = rt(&body);
     assert_eq!(introspect(&server, rp, &refresh_token).await["active"], true);

@@ -102,6 +102,7 @@ pub async fn handle(
             audience: code.audience.clone(),
             nonce: code.nonce.as_deref(),
             refresh_token: refresh_token.map(|(value, record)| (value, record.expires_at)),
+            stored_access_token: None,
             now,
         },
     )

@@ -133,8 +133,23 @@ pub struct UserTokens<'a> {
     pub nonce: Option<&'a str>,
     /// The refresh token and its expiry, when one is issued.
     pub refresh_token: Option<(String, Timestamp)>,
+    /// An opaque access token for [`access_plan`] of these tokens, already stored (a refresh
+    /// stores it with its rotation); `None`: issue one here.
+    pub stored_access_token: Option<String>,
     /// Now.
     pub now: Timestamp,
+}
+
+/// The access token a user token response carries.
+#[must_use]
+pub fn access_plan(
+    state: &AppState,
+    client: &Client,
+    scope: &Scope,
+    audience: Vec<String>,
+    now: Timestamp,
+) -> AccessTokenPlan {
+    AccessTokenPlan::new(client, scope.clone(), audience, state.access_token_policy(), now)
 }
 
 /// Signs the access token (and an ID token when `openid` is in scope) and builds the response.
@@ -150,10 +165,14 @@ pub async fn respond(state: &AppState, tokens: UserTokens<'_>) -> Result<TokenRe
         audience,
         nonce,
         refresh_token,
+        stored_access_token,
         now,
     } = tokens;
-    let plan = AccessTokenPlan::new(client, access_scope.clone(), audience, state.access_token_policy(), now);
-    let access_token = issue_access_token(state, client, Some(context), &plan).await?;
+    let plan = access_plan(state, client, access_scope, audience, now);
+    let access_token = match stored_access_token {
+        Some(token) => token,
+        None => issue_access_token(state, client, Some(context), &plan).await?,
+    };
     let id_token = if access_scope.contains(OPENID) {
         let params = IdTokenParams {
             context,

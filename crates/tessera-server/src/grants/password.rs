@@ -92,6 +92,7 @@ pub async fn handle(
             audience: Vec::new(),
             nonce: None,
             refresh_token: refresh_token.map(|(value, record)| (value, record.expires_at)),
+            stored_access_token: None,
             now,
         },
     )

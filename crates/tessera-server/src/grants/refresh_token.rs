@@ -11,7 +11,7 @@
 
 use tessera_core::grant::GrantError;
 use tessera_core::refresh::{self, RefreshPlan, RefreshRequest};
-use tessera_core::{Client, GrantKind, TokenHash, TokenKind};
+use tessera_core::{AccessTokenFormat, Client, GrantKind, TokenHash, TokenKind};
 use tessera_storage::{RefreshContext, Rotation};
 use tessera_types::token::{GrantType, RefreshTokenGrant, TokenResponse};
 
@@ -19,7 +19,7 @@ use crate::audit::{Actor, Event, EventKind};
 use crate::error::OAuthError;
 use crate::grants::common::{self, refresh_policy};
 use crate::state::AppState;
-use crate::tokens::UserContext;
+use crate::tokens::{new_opaque_access_token, UserContext};
 
 /// How often a lost race is re-decided before giving up (each retry sees a newer state).
 const ATTEMPTS: usize = 3;
@@ -120,6 +120,19 @@ pub async fn handle(
             } => (access_scope, expires_at, None),
         };
         let (new_value, new_token) = common::new_refresh_token(&grant, Some(hash), expires_at, now);
+        let context = UserContext {
+            user_id: &user.id,
+            session_id: grant.session_id.as_deref(),
+            auth_time: session.as_ref().map_or(grant.created_at, |s| s.auth_time),
+            amr: session.as_ref().map_or(&[][..], |s| &s.amr[..]),
+            acr: session.as_ref().and_then(|s| s.acr.as_deref()),
+            grant_id: Some(&grant.id),
+        };
+        // B5: an opaque access token is stored in the rotation's transaction, so the refresh
+        // token is never spent without the token the response carries being stored too.
+        let access_plan = common::access_plan(state, client, &access_scope, Vec::new(), now);
+        let opaque = (access_plan.format == AccessTokenFormat::Opaque)
+            .then(|| new_opaque_access_token(state, client, Some(context), &access_plan));
         let rotation = Rotation {
             presented: hash,
             expected_use_count,
@@ -129,20 +142,13 @@ pub async fn handle(
             touch_session: (grant.kind == GrantKind::Online)
                 .then(|| grant.session_id.clone())
                 .flatten(),
+            access_token: opaque.as_ref().map(|(_, record)| record.clone()),
             now,
         };
         if !state.storage.refresh_tokens().rotate(&rotation).await? {
             tracing::info!(grant.id = %grant.id, "refresh raced another request or a revocation; deciding again");
             continue;
         }
-        let context = UserContext {
-            user_id: &user.id,
-            session_id: grant.session_id.as_deref(),
-            auth_time: session.as_ref().map_or(grant.created_at, |s| s.auth_time),
-            amr: session.as_ref().map_or(&[][..], |s| &s.amr[..]),
-            acr: session.as_ref().and_then(|s| s.acr.as_deref()),
-            grant_id: Some(&grant.id),
-        };
         let response = common::respond(
             state,
             common::UserTokens {
@@ -153,6 +159,7 @@ pub async fn handle(
                 audience: Vec::new(),
                 nonce: None,
                 refresh_token: Some((new_value, expires_at)),
+                stored_access_token: opaque.map(|(value, _)| value),
                 now,
             },
         )

@@ -136,23 +136,52 @@ pub async fn issue_access_token(
                 .map_err(|e| OAuthError::new(ErrorCode::ServerError, format!("signing failed: {e}")))
         }
         AccessTokenFormat::Opaque => {
-            let token = TokenKind::AccessToken.generate(&mut rand::rngs::OsRng);
-            let record = AccessTokenRecord {
-                hash: TokenHash::of(&token),
-                jti,
-                client_id: client.id.clone(),
-                subject: user.map(|u| u.user_id.to_owned()),
-                grant_id: user.and_then(|u| u.grant_id).map(str::to_owned),
-                scope,
-                audience,
-                issued_at: plan.issued_at,
-                expires_at: plan.expires_at,
-                act: plan.act.as_ref().map(serde_json::Value::to_string),
-            };
+            let (token, record) = opaque_access_token(jti, client, user, scope, audience, plan);
             state.storage.access_tokens().add(&record).await?;
             Ok(token)
         }
     }
+}
+
+/// A new opaque access token for `plan` and the record to store for it, not stored yet: a
+/// refresh stores it in the same transaction as its rotation ([`tessera_storage::Rotation`]).
+#[must_use]
+pub fn new_opaque_access_token(
+    state: &AppState,
+    client: &Client,
+    user: Option<UserContext<'_>>,
+    plan: &AccessTokenPlan,
+) -> (String, AccessTokenRecord) {
+    let audience = if plan.audience.is_empty() {
+        vec![state.urls.issuer.clone()]
+    } else {
+        plan.audience.clone()
+    };
+    opaque_access_token(new_jti(), client, user, plan.scope.to_string(), audience, plan)
+}
+
+fn opaque_access_token(
+    jti: String,
+    client: &Client,
+    user: Option<UserContext<'_>>,
+    scope: String,
+    audience: Vec<String>,
+    plan: &AccessTokenPlan,
+) -> (String, AccessTokenRecord) {
+    let token = TokenKind::AccessToken.generate(&mut rand::rngs::OsRng);
+    let record = AccessTokenRecord {
+        hash: TokenHash::of(&token),
+        jti,
+        client_id: client.id.clone(),
+        subject: user.map(|u| u.user_id.to_owned()),
+        grant_id: user.and_then(|u| u.grant_id).map(str::to_owned),
+        scope,
+        audience,
+        issued_at: plan.issued_at,
+        expires_at: plan.expires_at,
+        act: plan.act.as_ref().map(serde_json::Value::to_string),
+    };
+    (token, record)
 }
 
 /// What a valid access token says, whatever its format.
