@@ -142,6 +142,8 @@ fn error(response: &(u16, Value)) -> (u16, &str) {
 #[tokio::test]
 async fn a_users_token_is_exchanged_for_another_audience_with_narrower_scope() {
     let setup = Setup::new(|_| {}).await;
+    // A minute after signing in: the result's auth_time must still be the sign-in's.
+    setup.server.clock.advance(60);
     let (status, body) = setup
         .exchange(
             setup.frontend(),
@@ -164,6 +166,10 @@ async fn a_users_token_is_exchanged_for_another_audience_with_narrower_scope() {
     assert_eq!(claims["aud"], "backend");
     assert_eq!(claims["client_id"], "frontend");
     assert!(claims.get("act").is_none(), "impersonation carries no act");
+    assert_eq!(
+        claims["auth_time"], subject["auth_time"],
+        "when the user authenticated, not now"
+    );
     assert!(
         claims["exp"].as_i64().unwrap() <= subject["exp"].as_i64().unwrap(),
         "never outlives the subject"

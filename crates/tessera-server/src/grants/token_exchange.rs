@@ -11,7 +11,7 @@ use serde_json::json;
 use tessera_core::grant::token_exchange::{self, ExchangePlan, ExchangeRequest, ExchangeToken};
 use tessera_core::grant::GrantError;
 use tessera_core::refresh;
-use tessera_core::{Client, Grant, GrantKind, Scope, User};
+use tessera_core::{Client, Grant, GrantKind, Scope, Timestamp, User};
 use tessera_types::token::{TokenExchangeGrant, TokenResponse, TokenType};
 
 use crate::audit::{Actor, Event, EventKind};
@@ -31,6 +31,8 @@ struct Presented {
     token: ExchangeToken,
     user: Option<User>,
     session_id: Option<String>,
+    /// When the subject's user authenticated, when the token says (else the results say now).
+    auth_time: Option<Timestamp>,
 }
 
 /// Exchanges the subject (and actor) token for the requested token.
@@ -195,6 +197,7 @@ async fn presented(
                 },
                 user,
                 session_id: info.session_id,
+                auth_time: info.auth_time,
             }))
         }
         TokenType::RefreshToken => {
@@ -241,6 +244,12 @@ async fn presented(
                 },
                 user,
                 session_id: None,
+                auth_time: external
+                    .claims
+                    .get("auth_time")
+                    .and_then(serde_json::Value::as_i64)
+                    .map(Timestamp)
+                    .or(external.issued_at),
             }))
         }
     }
@@ -273,6 +282,7 @@ async fn refresh_token(
         },
         user: Some(user),
         session_id: grant.session_id,
+        auth_time: Some(grant.created_at),
     }))
 }
 
@@ -322,12 +332,16 @@ async fn id_token(
             issuer,
             client_id: string("azp"),
             scope: Scope::from_tokens(["openid"]),
-            expires_at: tessera_core::Timestamp(exp),
+            expires_at: Timestamp(exp),
             act: None,
             may_act: None,
         },
         user: Some(user),
         session_id: string("sid"),
+        auth_time: claims
+            .get("auth_time")
+            .and_then(serde_json::Value::as_i64)
+            .map(Timestamp),
     }))
 }
 
@@ -347,7 +361,7 @@ async fn issue(
     let context = UserContext {
         user_id: &subject.token.subject,
         session_id: subject.session_id.as_deref(),
-        auth_time: now,
+        auth_time: subject.auth_time.unwrap_or(now),
         amr: &amr,
         acr: None,
         grant_id: None,
@@ -457,7 +471,7 @@ async fn refresh_grant(
     let context = UserContext {
         user_id: &user.id,
         session_id: None,
-        auth_time: now,
+        auth_time: subject.auth_time.unwrap_or(now),
         amr: &amr,
         acr: None,
         grant_id: Some(&grant.id),

@@ -205,6 +205,8 @@ pub struct AccessTokenInfo {
     pub session_id: Option<String>,
     /// Who acts for the subject (`act`, RFC 8693 §4.1), for a token from a delegation exchange.
     pub act: Option<serde_json::Value>,
+    /// When the user authenticated (`auth_time`), when a JWT says.
+    pub auth_time: Option<Timestamp>,
 }
 
 /// Checks an access token presented to one of our own endpoints (userinfo, introspection): a JWT
@@ -241,6 +243,7 @@ pub async fn validate_access_token(
             jti: record.jti,
             session_id: None,
             act: record.act.and_then(|act| serde_json::from_str(&act).ok()),
+            auth_time: None,
         }));
     }
     let claims = match verified_jwt_claims(state, token, now) {
@@ -301,6 +304,7 @@ pub fn verified_jwt_claims(state: &AppState, token: &str, now: Timestamp) -> Res
         jti,
         session_id: string("sid"),
         act: claims.get("act").cloned(),
+        auth_time: number("auth_time").map(Timestamp),
     })
 }
 
