@@ -92,6 +92,24 @@ impl UserRepository for PostgresStorage {
         .collect()
     }
 
+    #[tracing::instrument(name = "db.users.list_page", skip_all)]
+    async fn list_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>, RepositoryError> {
+        // The database's collation for both the order and the cursor, so the unique index on
+        // username serves the page (no sort of the whole table).
+        self.query(
+            concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE username > $1 ORDER BY username LIMIT $2"
+            ),
+            &[&after.unwrap_or_default(), &i64::from(limit)],
+        )
+        .await?
+        .iter()
+        .map(|row| decode_user(row, 0))
+        .collect()
+    }
+
     #[tracing::instrument(name = "db.users.update", skip_all)]
     async fn update(&self, user: &User) -> Result<bool, RepositoryError> {
         let claims = encode_json(&user.claims)?;

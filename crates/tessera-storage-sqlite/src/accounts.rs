@@ -121,6 +121,24 @@ impl UserRepository for SqliteStorage {
         .collect()
     }
 
+    #[tracing::instrument(name = "db.users.list_page", skip_all)]
+    async fn list_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>, RepositoryError> {
+        let after = after.unwrap_or_default().to_owned();
+        self.read_blocking(move |conn| {
+            conn.prepare_cached(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE username > ?1 ORDER BY username LIMIT ?2"
+            ))?
+            .query_map(params![after, limit], UserRow::read)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?
+        .into_iter()
+        .map(UserRow::decode)
+        .collect()
+    }
+
     #[tracing::instrument(name = "db.users.update", skip_all)]
     async fn update(&self, user: &User) -> Result<bool, RepositoryError> {
         let claims = encode_json(&user.claims)?;

@@ -145,6 +145,14 @@ pub trait UserRepository: Send + Sync {
     /// Backend errors.
     async fn list(&self) -> Result<Vec<User>, RepositoryError>;
 
+    /// One page of users in username order (the database's order for text, so the username
+    /// index serves it): at most `limit` users whose username sorts after `after` (all when
+    /// `None`). Pass the last username of a page to get the next.
+    ///
+    /// # Errors
+    /// Backend errors; an undecodable row is [`RepositoryError::Inconsistent`].
+    async fn list_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>, RepositoryError>;
+
     /// Replaces the stored user with the same id (every field but `id` and `created_at`).
     /// Returns `false` when no such user exists.
     ///

@@ -43,6 +43,7 @@ pub async fn run_all(storage: &dyn Storage) {
     jwt_revocation(storage).await;
     access_tokens_cleanup_revoked_jtis(storage).await;
     users_crud(storage).await;
+    users_list_page(storage).await;
     user_claims_round_trip(storage).await;
     sessions_lifecycle(storage).await;
     sessions_list_by_user(storage).await;
@@ -628,6 +629,60 @@ pub async fn access_tokens_cleanup_revoked_jtis(storage: &dyn Storage) {
             "an expired revoked jti must be deleted by cleanup_expired",
         );
     }
+}
+
+/// `list_page` walks every user once, in one order, a page at a time.
+pub async fn users_list_page(storage: &dyn Storage) {
+    let repo = storage.users();
+    let prefix = unique("paged");
+    // Names whose byte order and case-insensitive order differ, and a shared prefix.
+    let names = ["b", "B", "a-2", "a-10", "a", "c"];
+    let mut mine = Vec::new();
+    for name in names {
+        let u = user(&unique("user"), &format!("{prefix}-{name}"));
+        ok(storage, "add user", repo.add(&u).await);
+        mine.push(u.id);
+    }
+    let mut seen: Vec<String> = Vec::new();
+    let mut usernames: Vec<String> = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..10_000 {
+        let page = ok(storage, "list_page", repo.list_page(after.as_deref(), 2).await);
+        check(
+            storage,
+            page.len() <= 2,
+            format!("a page holds at most its limit: {}", page.len()),
+        );
+        let Some(last) = page.last() else { break };
+        after = Some(last.username.clone());
+        for u in &page {
+            seen.push(u.id.clone());
+            usernames.push(u.username.clone());
+        }
+    }
+    let mut unique_seen = seen.clone();
+    unique_seen.sort();
+    unique_seen.dedup();
+    check(
+        storage,
+        unique_seen.len() == seen.len(),
+        "list_page must not return a user twice",
+    );
+    for id in &mine {
+        check(storage, seen.contains(id), format!("list_page must reach user {id}"));
+    }
+    let everyone = ok(storage, "list", repo.list().await);
+    check(
+        storage,
+        everyone.len() == seen.len(),
+        format!(
+            "list_page must walk all {} users, walked {}",
+            everyone.len(),
+            seen.len()
+        ),
+    );
+    let mine_in_order: Vec<&String> = usernames.iter().filter(|n| n.starts_with(&prefix)).collect();
+    check(storage, mine_in_order.len() == names.len(), "every paged user once");
 }
 
 /// Users: add (a taken id or username is a conflict), lookup, exact `find_by_username`, list by

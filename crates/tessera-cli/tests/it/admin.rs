@@ -326,6 +326,33 @@ async fn users_are_managed_and_a_password_reset_or_disable_revokes_their_grants(
     assert_eq!(status, 204);
     let (status, _) = admin.call(Method::GET, "/admin/v1/users/ada", None).await;
     assert_eq!(status, 404);
+
+    // Users come a page at a time, in username order, each once.
+    for name in ["carol", "dave", "erin", "frank", "grace"] {
+        let (status, _) = admin
+            .call(Method::POST, "/admin/v1/users", Some(json!({ "username": name })))
+            .await;
+        assert_eq!(status, 201);
+    }
+    let mut names = Vec::new();
+    let mut path = "/admin/v1/users?limit=2".to_owned();
+    loop {
+        let page = admin.get(&path).await;
+        names.extend(page["items"].as_array().unwrap().iter().map(|u| u["username"].clone()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/admin/v1/users?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        names,
+        json!(["carol", "dave", "erin", "frank", "grace"])
+            .as_array()
+            .unwrap()
+            .clone()
+    );
+    let (status, _) = admin.call(Method::GET, "/admin/v1/users?cursor=%FF", None).await;
+    assert_eq!(status, 400);
 }
 
 /// A client that issues online refresh tokens at every sign-in (Keycloak style).

@@ -2,16 +2,17 @@
 //! accounts, which revoke the user's grants as `refresh_tokens.revoke_on_password_change` says
 //! (DESIGN B10). `{user_id}` is the user's id or username.
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use tessera_core::{User, UserClaims};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::admin::{Admin, AdminError, ErrorBody};
+use crate::admin::{Admin, AdminError, ErrorBody, PageOf, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::audit::EventKind;
 use crate::state::AppState;
 use crate::users::{self, UserError};
@@ -90,15 +91,53 @@ pub struct NewPassword {
     pub password: String,
 }
 
-/// Every user.
-#[utoipa::path(get, path = "/admin/v1/users", tag = "users",
+/// A page of users.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsersQuery {
+    /// Page size, 1–500. Default 50.
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// Users in username order, a page at a time (a national user base does not fit in one answer).
+#[utoipa::path(get, path = "/admin/v1/users", tag = "users", params(UsersQuery),
     responses(
-        (status = 200, body = Vec<UserView>),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 200, body = PageOf<UserView>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, body = ErrorBody),
     ))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<UserView>>, AdminError> {
-    let users = state.storage.users().list().await?;
-    Ok(Json(users.iter().map(UserView::from).collect()))
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<UsersQuery>, QueryRejection>,
+) -> Result<Json<PageOf<UserView>>, AdminError> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if limit == 0 || limit > MAX_PAGE_SIZE {
+        return Err(AdminError::invalid(format!("limit must be 1 to {MAX_PAGE_SIZE}")));
+    }
+    let after = match &query.cursor {
+        None => None,
+        Some(cursor) => Some(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(cursor)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| AdminError::invalid("unknown cursor"))?,
+        ),
+    };
+    let users = state.storage.users().list_page(after.as_deref(), limit).await?;
+    let next_cursor = (users.len() >= limit as usize)
+        .then(|| users.last())
+        .flatten()
+        .map(|last| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&last.username));
+    Ok(Json(PageOf {
+        items: users.iter().map(UserView::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// Creates a user.
