@@ -89,11 +89,15 @@ async fn reload_keys(state: AppState) {
     }
 }
 
+/// What the purge deletes, one table at a time.
 #[derive(Clone, Copy)]
 enum Table {
     AccessTokens,
     RefreshTokens,
     AuthorizationCodes,
+    Events,
+    Grants,
+    Sessions,
 }
 
 /// Rows deleted per statement by the purge job: small, so it never holds the writer for long.
@@ -101,8 +105,10 @@ const PURGE_BATCH: u32 = 500;
 
 /// Every `database.purge_interval` seconds, deletes expired opaque access tokens, refresh tokens
 /// (expired; a revoked grant's tokens too, once they expire), revoked JWT `jti`s whose token
-/// expired, and authorization codes (in small batches), and retired signing keys (DESIGN §5: the tables do not grow without bound, and requests are
-/// never blocked behind a large delete).
+/// expired, authorization codes, audit events older than `audit.retention`, grants and SSO
+/// sessions that ended more than `database.ended_retention` ago (in small batches), and retired
+/// signing keys (DESIGN §5: the tables do not grow without bound, and requests are never blocked
+/// behind a large delete).
 async fn purge_expired(state: AppState) {
     let interval = Duration::from_secs(state.config.database.purge_interval.max(1));
     loop {
@@ -119,20 +125,28 @@ async fn purge_expired(state: AppState) {
 /// Storage failures.
 pub async fn purge_once(state: &AppState) -> Result<u64, tessera_storage::RepositoryError> {
     let now = state.now();
+    let ago = |seconds: u64| Timestamp(now.0.saturating_sub(i64::try_from(seconds).unwrap_or(i64::MAX)));
+    let events_before = ago(state.config.audit.retention);
+    let ended_before = ago(state.config.database.ended_retention);
+    let storage = state.storage.as_ref();
     let mut deleted = 0;
     // Spent refresh tokens stay until they expire: reuse detection needs them until then.
-    for table in [Table::AccessTokens, Table::RefreshTokens, Table::AuthorizationCodes] {
+    for table in [
+        Table::AccessTokens,
+        Table::RefreshTokens,
+        Table::AuthorizationCodes,
+        Table::Events,
+        Table::Grants,
+        Table::Sessions,
+    ] {
         loop {
             let batch = match table {
-                Table::AccessTokens => state.storage.access_tokens().cleanup_expired(now, PURGE_BATCH).await?,
-                Table::RefreshTokens => state.storage.refresh_tokens().cleanup_expired(now, PURGE_BATCH).await?,
-                Table::AuthorizationCodes => {
-                    state
-                        .storage
-                        .authorization_codes()
-                        .cleanup_expired(now, PURGE_BATCH)
-                        .await?
-                }
+                Table::AccessTokens => storage.access_tokens().cleanup_expired(now, PURGE_BATCH).await?,
+                Table::RefreshTokens => storage.refresh_tokens().cleanup_expired(now, PURGE_BATCH).await?,
+                Table::AuthorizationCodes => storage.authorization_codes().cleanup_expired(now, PURGE_BATCH).await?,
+                Table::Events => storage.events().cleanup_before(events_before, PURGE_BATCH).await?,
+                Table::Grants => storage.grants().cleanup_ended(ended_before, PURGE_BATCH).await?,
+                Table::Sessions => storage.sessions().cleanup_expired(ended_before, PURGE_BATCH).await?,
             };
             deleted += batch;
             if batch < u64::from(PURGE_BATCH) {
@@ -141,26 +155,14 @@ pub async fn purge_once(state: &AppState) -> Result<u64, tessera_storage::Reposi
             tokio::task::yield_now().await;
         }
     }
-    let cutoff = Timestamp(
-        now.0
-            .saturating_sub(i64::try_from(state.config.audit.retention).unwrap_or(i64::MAX)),
-    );
-    loop {
-        let batch = state.storage.events().cleanup_before(cutoff, PURGE_BATCH).await?;
-        deleted += batch;
-        if batch < u64::from(PURGE_BATCH) {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    let retired = state.storage.signing_keys().remove_retired(now).await?;
+    let retired = storage.signing_keys().remove_retired(now).await?;
     if retired > 0 {
-        if let Err(error) = state.keys.reload(state.storage.as_ref()).await {
+        if let Err(error) = state.keys.reload(storage).await {
             tracing::warn!(%error, "reloading signing keys after purge failed");
         }
     }
     if deleted + retired > 0 {
-        tracing::info!(tokens = deleted, signing_keys = retired, "purged expired rows");
+        tracing::info!(rows = deleted, signing_keys = retired, "purged expired rows");
     }
     Ok(deleted + retired)
 }

@@ -251,6 +251,17 @@ impl SessionRepository for PostgresStorage {
         .map(|row| decode_session(row, 0))
         .collect()
     }
+
+    #[tracing::instrument(name = "db.sessions.cleanup_expired", skip_all)]
+    async fn cleanup_expired(&self, before: Timestamp, limit: u32) -> Result<u64, RepositoryError> {
+        self.execute(
+            "DELETE FROM sso_sessions WHERE id IN (
+                 SELECT id FROM sso_sessions WHERE expires_at < $1
+                 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            &[&before.0, &i64::from(limit)],
+        )
+        .await
+    }
 }
 
 #[async_trait]

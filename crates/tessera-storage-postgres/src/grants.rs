@@ -330,4 +330,16 @@ impl GrantRepository for PostgresStorage {
         };
         rows.iter().map(|row| decode_grant(row, 0)).collect()
     }
+
+    #[tracing::instrument(name = "db.grants.cleanup_ended", skip_all)]
+    async fn cleanup_ended(&self, before: Timestamp, limit: u32) -> Result<u64, RepositoryError> {
+        // SKIP LOCKED: a grant being rotated or revoked right now waits for the next batch.
+        self.execute(
+            "DELETE FROM grants WHERE id IN (
+                 SELECT id FROM grants WHERE revoked_at < $1 OR expires_at < $1
+                 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            &[&before.0, &i64::from(limit)],
+        )
+        .await
+    }
 }

@@ -92,6 +92,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "access_token_act",
         include_str!("../migrations/0007_access_token_act.sql"),
     ),
+    (
+        8,
+        "purge_ended_grants_and_sessions",
+        include_str!("../migrations/0008_purge_ended_grants_and_sessions.sql"),
+    ),
 ];
 
 /// The advisory lock serialising migrations across nodes ("tessera" in ASCII).

@@ -333,6 +333,19 @@ impl SessionRepository for SqliteStorage {
         .map(SessionRow::decode)
         .collect()
     }
+
+    #[tracing::instrument(name = "db.sessions.cleanup_expired", skip_all)]
+    async fn cleanup_expired(&self, before: Timestamp, limit: u32) -> Result<u64, RepositoryError> {
+        self.write_sql(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM sso_sessions WHERE rowid IN (
+                     SELECT rowid FROM sso_sessions WHERE expires_at < ?1 LIMIT ?2)",
+            )?
+            .execute(params![before.0, limit])
+            .map(|deleted| deleted as u64)
+        })
+        .await
+    }
 }
 
 /// The id used in [`RepositoryError::Inconsistent`] for a consent row.

@@ -427,4 +427,20 @@ impl GrantRepository for SqliteStorage {
         .map(GrantRow::decode)
         .collect()
     }
+    #[tracing::instrument(name = "db.grants.cleanup_ended", skip_all)]
+    async fn cleanup_ended(&self, before: Timestamp, limit: u32) -> Result<u64, RepositoryError> {
+        // Two index ranges (revoked, expired); a grant in both is deleted once.
+        self.write_sql(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM grants WHERE rowid IN (
+                     SELECT rowid FROM grants WHERE revoked_at < ?1
+                     UNION
+                     SELECT rowid FROM grants WHERE expires_at < ?1
+                     LIMIT ?2)",
+            )?
+            .execute(params![before.0, limit])
+            .map(|deleted| deleted as u64)
+        })
+        .await
+    }
 }

@@ -112,6 +112,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "access_token_act",
         include_str!("../migrations/0007_access_token_act.sql"),
     ),
+    (
+        8,
+        "purge_ended_grants_and_sessions",
+        include_str!("../migrations/0008_purge_ended_grants_and_sessions.sql"),
+    ),
 ];
 
 /// Tuning for [`SqliteStorage`].
@@ -439,7 +444,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("t.db");
         let storage = SqliteStorage::open(&path, SqliteOptions::default())?;
-        assert_eq!(storage.migrate().await?, vec![1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(storage.migrate().await?, vec![1, 2, 3, 4, 5, 6, 7, 8]);
         let raw = Connection::open(&path)?;
         raw.busy_timeout(Duration::from_secs(5))?;
         Ok((dir, storage, raw))

@@ -207,6 +207,13 @@ pub trait SessionRepository: Send + Sync {
     /// # Errors
     /// Backend errors.
     async fn list_by_user(&self, user_id: &str) -> Result<Vec<SsoSession>, RepositoryError>;
+
+    /// Deletes up to `limit` sessions whose hard end (`expires_at`) is before `before`; returns
+    /// how many. (An online grant of a deleted session is refused like one of an ended session.)
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn cleanup_expired(&self, before: Timestamp, limit: u32) -> Result<u64, RepositoryError>;
 }
 
 /// Consent a user gave a client, remembered per (user, client) as a set of scopes.
@@ -342,6 +349,14 @@ pub trait GrantRepository: Send + Sync {
     /// # Errors
     /// Backend errors.
     async fn list_by_client(&self, client_id: &str, page: &Page) -> Result<Vec<Grant>, RepositoryError>;
+
+    /// Deletes up to `limit` grants revoked before `before` or whose hard end (`expires_at`) is
+    /// before `before`; returns how many. Their refresh tokens, refused already, are deleted when
+    /// they expire; a refresh token whose grant is gone is refused.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn cleanup_ended(&self, before: Timestamp, limit: u32) -> Result<u64, RepositoryError>;
 }
 
 /// Keyset pagination, newest first: at most `limit` rows strictly before the cursor.

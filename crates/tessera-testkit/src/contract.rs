@@ -44,6 +44,7 @@ pub async fn run_all(storage: &dyn Storage) {
     access_tokens_cleanup_revoked_jtis(storage).await;
     users_crud(storage).await;
     users_list_page(storage).await;
+    sessions_and_grants_cleanup(storage).await;
     user_claims_round_trip(storage).await;
     sessions_lifecycle(storage).await;
     sessions_list_by_user(storage).await;
@@ -629,6 +630,103 @@ pub async fn access_tokens_cleanup_revoked_jtis(storage: &dyn Storage) {
             "an expired revoked jti must be deleted by cleanup_expired",
         );
     }
+}
+
+/// `SessionRepository::cleanup_expired` deletes sessions past their hard end before the cutoff;
+/// `GrantRepository::cleanup_ended` deletes grants revoked, or past their hard end, before it.
+/// Both honour the limit and keep everything else.
+pub async fn sessions_and_grants_cleanup(storage: &dyn Storage) {
+    // Far in the future, so that no other check's rows fall before the cutoffs used here.
+    let base = Timestamp(9_000_000_000);
+    let user = unique("user");
+    let mut old_session = session(&unique("session"), &user);
+    old_session.expires_at = base.plus(10);
+    let mut live_session = session(&unique("session"), &user);
+    live_session.expires_at = base.plus(1000);
+    for s in [&old_session, &live_session] {
+        ok(storage, "add session", storage.sessions().add(s).await);
+    }
+    let mut revoked = grant(&user, GrantKind::Offline, None, NOW);
+    revoked.revoked_at = Some(base.plus(5));
+    let mut expired = grant(&user, GrantKind::Online, Some(&old_session.id), NOW);
+    expired.expires_at = Some(base.plus(10));
+    let mut revoked_late = grant(&user, GrantKind::Offline, None, NOW);
+    revoked_late.revoked_at = Some(base.plus(500));
+    let live = grant(&user, GrantKind::Offline, None, NOW);
+    for g in [&revoked, &expired, &revoked_late, &live] {
+        ok(storage, "add grant", storage.grants().add(g).await);
+        if let Some(at) = g.revoked_at {
+            ok(
+                storage,
+                "revoke grant",
+                storage.grants().revoke(&g.id, at, "test").await,
+            );
+        }
+    }
+    let cutoff = base.plus(100);
+    let deleted = ok(
+        storage,
+        "cleanup grants (limit 1)",
+        storage.grants().cleanup_ended(cutoff, 1).await,
+    );
+    check(
+        storage,
+        deleted == 1,
+        format!("cleanup_ended honours its limit: {deleted}"),
+    );
+    let deleted = ok(
+        storage,
+        "cleanup grants",
+        storage.grants().cleanup_ended(cutoff, 100).await,
+    );
+    check(
+        storage,
+        deleted >= 1,
+        format!("cleanup_ended deletes the rest: {deleted}"),
+    );
+    for (g, gone) in [
+        (&revoked, true),
+        (&expired, true),
+        (&revoked_late, false),
+        (&live, false),
+    ] {
+        let found = ok(storage, "lookup grant", storage.grants().lookup(&g.id).await);
+        check(
+            storage,
+            found.is_none() == gone,
+            format!(
+                "grant {} after cleanup_ended: expected gone={gone}, found {found:?}",
+                g.id
+            ),
+        );
+    }
+    let deleted = ok(
+        storage,
+        "cleanup sessions",
+        storage.sessions().cleanup_expired(cutoff, 100).await,
+    );
+    check(
+        storage,
+        deleted >= 1,
+        format!("cleanup_expired deletes expired sessions: {deleted}"),
+    );
+    let old = ok(
+        storage,
+        "lookup session",
+        storage.sessions().lookup(&old_session.id).await,
+    );
+    check(storage, old.is_none(), "a session past its hard end is deleted");
+    let kept = ok(
+        storage,
+        "lookup session",
+        storage.sessions().lookup(&live_session.id).await,
+    );
+    check_eq(
+        storage,
+        "a session before its hard end is kept",
+        kept.as_ref(),
+        Some(&live_session),
+    );
 }
 
 /// `list_page` walks every user once, in one order, a page at a time.

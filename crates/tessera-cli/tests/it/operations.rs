@@ -162,6 +162,56 @@ async fn expired_tokens_and_retired_keys_are_purged() {
 }
 
 #[tokio::test]
+async fn ended_grants_and_sessions_are_purged_after_the_retention() {
+    let server = TestServer::start_with(|config| config.database.ended_retention = 3600).await;
+    let (id, secret) = server.client("rp", crate::refresh_token::refreshing_app()).await;
+    let rp = (id.as_str(), secret.as_deref().unwrap());
+    crate::login_flow::ada(&server).await;
+    let agent = crate::login_flow::Agent::new();
+    let revoked = crate::refresh_token::login(&server, &agent, rp, "openid offline_access").await;
+    let kept = crate::refresh_token::login(&server, &agent, rp, "openid offline_access").await;
+    let (status, _, _) = server
+        .post_form(
+            "/revoke",
+            Some(rp),
+            &[("token", revoked["refresh_token"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let user = server.storage.users().find_by_username("ada").await.unwrap().unwrap();
+    let grants = server.storage.grants().list_by_user(&user.id).await.unwrap();
+    assert_eq!(grants.len(), 2);
+    let sessions = server.storage.sessions().list_by_user(&user.id).await.unwrap();
+    assert_eq!(sessions.len(), 1);
+
+    // Within the retention the revoked grant is kept (the admin API lists it).
+    server.clock.advance(3000);
+    tessera_server::serve::purge_once(&server.state).await.unwrap();
+    assert_eq!(server.storage.grants().list_by_user(&user.id).await.unwrap().len(), 2);
+    // After it, the revoked grant goes; the live offline grant stays; the session, past its hard
+    // end (10 h) plus the retention, goes too.
+    server.clock.advance(1000);
+    tessera_server::serve::purge_once(&server.state).await.unwrap();
+    let left = server.storage.grants().list_by_user(&user.id).await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].revoked_at.is_none());
+    assert_eq!(server.storage.sessions().list_by_user(&user.id).await.unwrap().len(), 1);
+    server.clock.advance(36_000);
+    tessera_server::serve::purge_once(&server.state).await.unwrap();
+    assert!(server
+        .storage
+        .sessions()
+        .list_by_user(&user.id)
+        .await
+        .unwrap()
+        .is_empty());
+    // The offline grant outlives its session (B6): its refresh token still works.
+    let (status, body) =
+        crate::refresh_token::refresh(&server, rp, kept["refresh_token"].as_str().unwrap(), None).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
 async fn a_database_outage_is_503_not_500() {
     let Some(database) = tessera_testkit::postgres::TestDatabase::create().await else {
         return;

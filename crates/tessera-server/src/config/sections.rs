@@ -130,6 +130,11 @@ pub struct DatabaseConfig {
     /// Seconds between purges of expired tokens and retired keys (in small batches). Default 300.
     #[serde(default = "default_purge_interval")]
     pub purge_interval: u64,
+    /// How long revoked grants, grants past their hard end and SSO sessions past their hard end
+    /// are kept (for the admin API's listings) before the purge deletes them, seconds.
+    /// Default 2592000 (30 days).
+    #[serde(default = "default_ended_retention")]
+    pub ended_retention: u64,
 }
 
 /// `[keys]`
@@ -431,6 +436,9 @@ fn default_max_connections() -> usize {
 }
 fn default_busy_timeout_ms() -> u64 {
     5000
+}
+fn default_ended_retention() -> u64 {
+    30 * 24 * 3600
 }
 fn default_purge_interval() -> u64 {
     300

@@ -38,7 +38,7 @@ async fn postgres_nodes_migrating_at_once_apply_each_migration_once() -> TestRes
         let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
         let mut applied = [ra?, rb?];
         applied.sort();
-        assert_eq!(applied, [vec![], vec![1, 2, 3, 4, 5, 6, 7]]);
+        assert_eq!(applied, [vec![], vec![1, 2, 3, 4, 5, 6, 7, 8]]);
         Ok(())
     })
     .await

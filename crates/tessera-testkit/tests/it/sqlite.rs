@@ -104,7 +104,7 @@ async fn sqlite_writes_survive_reopening() -> TestResult {
     let path = dir.path().join("tessera.db");
     {
         let storage = SqliteStorage::open(&path, SqliteOptions::default())?;
-        assert_eq!(storage.migrate().await?, vec![1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(storage.migrate().await?, vec![1, 2, 3, 4, 5, 6, 7, 8]);
         storage.access_tokens().add(&token(7)).await?;
     }
     let storage = SqliteStorage::open(&path, SqliteOptions::default())?;
