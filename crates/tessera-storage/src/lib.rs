@@ -547,7 +547,7 @@ pub struct AuditEvent {
     pub at: Timestamp,
     /// The event type, e.g. `login.succeeded`, `refresh_token.reuse_detected`.
     pub kind: String,
-    /// Who caused it: `user`, `client`, `admin`, `policy` or `system`.
+    /// Who caused it: `user`, `client`, `admin` or `policy`.
     pub actor: String,
     /// The user concerned, if any.
     pub user_id: Option<String>,

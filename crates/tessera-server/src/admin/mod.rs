@@ -299,18 +299,52 @@ pub struct PageOf<T: ToSchema> {
     pub next_cursor: Option<String>,
 }
 
-/// Turns `limit` and `cursor` query parameters into a storage page.
+/// The `limit` query parameter, checked (default [`DEFAULT_PAGE_SIZE`]).
 ///
 /// # Errors
-/// A limit out of range or a cursor this server did not hand out.
-pub fn page(limit: Option<u32>, cursor: Option<&str>) -> Result<tessera_storage::Page, AdminError> {
+/// A limit out of range.
+pub fn page_limit(limit: Option<u32>) -> Result<u32, AdminError> {
     let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
     if limit == 0 || limit > MAX_PAGE_SIZE {
         return Err(AdminError::invalid(format!("limit must be 1 to {MAX_PAGE_SIZE}")));
     }
+    Ok(limit)
+}
+
+/// A cursor as handed out: the position's text, base64url so it is opaque in URLs.
+#[must_use]
+pub fn encode_cursor(position: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position)
+}
+
+/// The position a cursor stands for.
+///
+/// # Errors
+/// A cursor this server did not hand out.
+pub fn decode_cursor(cursor: &str) -> Result<String, AdminError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| AdminError::invalid("unknown cursor"))
+}
+
+/// Turns `limit` and `cursor` query parameters into a storage page (cursor: `<time>:<id>`).
+///
+/// # Errors
+/// A limit out of range or a cursor this server did not hand out.
+pub fn page(limit: Option<u32>, cursor: Option<&str>) -> Result<tessera_storage::Page, AdminError> {
+    let limit = page_limit(limit)?;
     let before = match cursor {
         None => None,
-        Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| AdminError::invalid("unknown cursor"))?),
+        Some(cursor) => {
+            let position = decode_cursor(cursor)?;
+            let (at, id) = position
+                .split_once(':')
+                .and_then(|(at, id)| Some((Timestamp(at.parse().ok()?), id.to_owned())))
+                .ok_or_else(|| AdminError::invalid("unknown cursor"))?;
+            Some((at, id))
+        }
     };
     Ok(tessera_storage::Page { before, limit })
 }
@@ -319,13 +353,5 @@ pub fn page(limit: Option<u32>, cursor: Option<&str>) -> Result<tessera_storage:
 #[must_use]
 pub fn next_cursor(page: &tessera_storage::Page, returned: usize, last: Option<(Timestamp, &str)>) -> Option<String> {
     let (at, id) = last?;
-    (returned >= page.limit as usize)
-        .then(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}:{id}", at.0)))
-}
-
-fn decode_cursor(cursor: &str) -> Option<(Timestamp, String)> {
-    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    let text = String::from_utf8(text).ok()?;
-    let (at, id) = text.split_once(':')?;
-    Some((Timestamp(at.parse().ok()?), id.to_owned()))
+    (returned >= page.limit as usize).then(|| encode_cursor(&format!("{}:{id}", at.0)))
 }

@@ -7,12 +7,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use tessera_core::{User, UserClaims};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::admin::{Admin, AdminError, ErrorBody, PageOf, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::admin::{decode_cursor, encode_cursor, page_limit, Admin, AdminError, ErrorBody, PageOf};
 use crate::audit::EventKind;
 use crate::state::AppState;
 use crate::users::{self, UserError};
@@ -115,25 +114,13 @@ pub async fn list(
     query: Result<Query<UsersQuery>, QueryRejection>,
 ) -> Result<Json<PageOf<UserView>>, AdminError> {
     let Query(query) = query?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
-    if limit == 0 || limit > MAX_PAGE_SIZE {
-        return Err(AdminError::invalid(format!("limit must be 1 to {MAX_PAGE_SIZE}")));
-    }
-    let after = match &query.cursor {
-        None => None,
-        Some(cursor) => Some(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(cursor)
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .ok_or_else(|| AdminError::invalid("unknown cursor"))?,
-        ),
-    };
+    let limit = page_limit(query.limit)?;
+    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let users = state.storage.users().list_page(after.as_deref(), limit).await?;
     let next_cursor = (users.len() >= limit as usize)
         .then(|| users.last())
         .flatten()
-        .map(|last| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&last.username));
+        .map(|last| encode_cursor(&last.username));
     Ok(Json(PageOf {
         items: users.iter().map(UserView::from).collect(),
         next_cursor,

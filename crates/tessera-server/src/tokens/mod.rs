@@ -103,15 +103,11 @@ pub async fn issue_access_token(
     user: Option<UserContext<'_>>,
     plan: &AccessTokenPlan,
 ) -> Result<String, OAuthError> {
-    let jti = new_jti();
-    let scope = plan.scope.to_string();
-    let audience = if plan.audience.is_empty() {
-        vec![state.urls.issuer.clone()]
-    } else {
-        plan.audience.clone()
-    };
     match plan.format {
         AccessTokenFormat::Jwt => {
+            let jti = new_jti();
+            let scope = plan.scope.to_string();
+            let audience = audience(state, plan);
             let algorithm = client
                 .settings
                 .access_token_algorithm
@@ -136,10 +132,19 @@ pub async fn issue_access_token(
                 .map_err(|e| OAuthError::new(ErrorCode::ServerError, format!("signing failed: {e}")))
         }
         AccessTokenFormat::Opaque => {
-            let (token, record) = opaque_access_token(jti, client, user, scope, audience, plan);
+            let (token, record) = new_opaque_access_token(state, client, user, plan);
             state.storage.access_tokens().add(&record).await?;
             Ok(token)
         }
+    }
+}
+
+/// The `aud` of an access token: the plan's, or our issuer when the plan names none.
+fn audience(state: &AppState, plan: &AccessTokenPlan) -> Vec<String> {
+    if plan.audience.is_empty() {
+        vec![state.urls.issuer.clone()]
+    } else {
+        plan.audience.clone()
     }
 }
 
@@ -152,31 +157,15 @@ pub fn new_opaque_access_token(
     user: Option<UserContext<'_>>,
     plan: &AccessTokenPlan,
 ) -> (String, AccessTokenRecord) {
-    let audience = if plan.audience.is_empty() {
-        vec![state.urls.issuer.clone()]
-    } else {
-        plan.audience.clone()
-    };
-    opaque_access_token(new_jti(), client, user, plan.scope.to_string(), audience, plan)
-}
-
-fn opaque_access_token(
-    jti: String,
-    client: &Client,
-    user: Option<UserContext<'_>>,
-    scope: String,
-    audience: Vec<String>,
-    plan: &AccessTokenPlan,
-) -> (String, AccessTokenRecord) {
     let token = TokenKind::AccessToken.generate(&mut rand::rngs::OsRng);
     let record = AccessTokenRecord {
         hash: TokenHash::of(&token),
-        jti,
+        jti: new_jti(),
         client_id: client.id.clone(),
         subject: user.map(|u| u.user_id.to_owned()),
         grant_id: user.and_then(|u| u.grant_id).map(str::to_owned),
-        scope,
-        audience,
+        scope: plan.scope.to_string(),
+        audience: audience(state, plan),
         issued_at: plan.issued_at,
         expires_at: plan.expires_at,
         act: plan.act.as_ref().map(serde_json::Value::to_string),
