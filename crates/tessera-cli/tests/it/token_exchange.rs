@@ -763,4 +763,40 @@ async fn a_pass_through_subject_keeps_its_external_identity() {
         )
         .await;
     assert_eq!(error(&refused), (400, "invalid_request"));
+    // Nor an ID token: there is no local user to describe.
+    let no_id_token = setup
+        .exchange(
+            setup.frontend(),
+            &[
+                ("subject_token", &jwt),
+                ("subject_token_type", JWT),
+                ("requested_token_type", ID_TOKEN),
+            ],
+        )
+        .await;
+    assert_eq!(error(&no_id_token), (400, "invalid_request"));
+}
+
+#[tokio::test]
+async fn a_refresh_token_needs_the_refresh_grant_too() {
+    // The policy lists refresh tokens, but the client may not use the refresh_token grant.
+    let setup = Setup::new(|settings| {
+        settings.grant_types.retain(|g| *g != GrantType::RefreshToken);
+        if let Some(policy) = settings.token_exchange.as_mut() {
+            policy.requested_token_types.push(TokenType::RefreshToken);
+        }
+    })
+    .await;
+    let refused = setup
+        .exchange(
+            setup.frontend(),
+            &[
+                ("subject_token", setup.user_token()),
+                ("subject_token_type", ACCESS_TOKEN),
+                ("requested_token_type", REFRESH_TOKEN),
+                ("audience", "backend"),
+            ],
+        )
+        .await;
+    assert_eq!(error(&refused), (400, "unauthorized_client"));
 }
