@@ -6,6 +6,7 @@
 use rand::RngCore;
 
 use crate::token::{TokenHash, TokenKind};
+use crate::Timestamp;
 
 /// A freshly generated secret: the value to show once, and the hash to store.
 pub struct GeneratedSecret {
@@ -24,10 +25,11 @@ impl std::fmt::Debug for GeneratedSecret {
     }
 }
 
-/// Generates a client secret.
+/// Generates a client secret at `now` (an ordered token; see [`TokenKind::generate`]).
 #[must_use]
-pub fn generate(rng: &mut dyn RngCore) -> GeneratedSecret {
-    let value = TokenKind::ClientSecret.generate(rng);
+pub fn generate(now: Timestamp, rng: &mut dyn RngCore) -> GeneratedSecret {
+    let order = u64::try_from(now.0).unwrap_or(0).saturating_mul(1_000_000);
+    let value = TokenKind::ClientSecret.generate(order, rng);
     let hash = TokenHash::of(&value);
     GeneratedSecret { value, hash }
 }

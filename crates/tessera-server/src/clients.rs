@@ -60,7 +60,7 @@ pub async fn create(
         Some(id) => validate_id(id)?,
         None => generated_id(rng),
     };
-    let generated = settings.auth_method.uses_secret().then(|| secret::generate(rng));
+    let generated = settings.auth_method.uses_secret().then(|| secret::generate(now, rng));
     let client = Client {
         id: id.clone(),
         secret_hash: generated.as_ref().map(|s| s.hash),
@@ -96,7 +96,7 @@ pub async fn update(
     let mut new_secret = None;
     if settings.auth_method.uses_secret() {
         if client.secret_hash.is_none() {
-            let generated = secret::generate(rng);
+            let generated = secret::generate(now, rng);
             client.secret_hash = Some(generated.hash);
             new_secret = Some(generated.value);
         }
@@ -131,7 +131,7 @@ pub async fn rotate_secret(
             client.settings.auth_method.as_str()
         )));
     }
-    let generated = secret::generate(rng);
+    let generated = secret::generate(now, rng);
     client.secret_hash = Some(generated.hash);
     client.updated_at = now;
     if !storage.clients().update(&client).await? {

@@ -46,7 +46,7 @@ pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<(Ss
 /// Storage failures.
 pub async fn start(state: &AppState, user: &User) -> Result<(SsoSession, String), RepositoryError> {
     let now = state.now();
-    let token = TokenKind::SessionCookie.generate(&mut rand::rngs::OsRng);
+    let token = TokenKind::SessionCookie.generate(crate::clock::token_order(), &mut rand::rngs::OsRng);
     let session = SsoSession {
         id: crate::pages::random_token(16),
         token_hash: TokenHash::of(&token),

@@ -383,7 +383,8 @@ async fn refresh_token_errors() {
         refresh(&server, client, "garbage", None).await.1["error"],
         "invalid_grant"
     );
-    let unknown = tessera_core::TokenKind::RefreshToken.generate(&mut rand::rngs::OsRng);
+    let unknown =
+        tessera_core::TokenKind::RefreshToken.generate(tessera_server::clock::token_order(), &mut rand::rngs::OsRng);
     assert_eq!(
         refresh(&server, client, &unknown, None).await.1["error"],
         "invalid_grant"

@@ -273,7 +273,7 @@ async fn authorize_validated(
     }
 
     // Everything is in place: issue the code.
-    let code_value = TokenKind::AuthorizationCode.generate(&mut rand::rngs::OsRng);
+    let code_value = TokenKind::AuthorizationCode.generate(crate::clock::token_order(), &mut rand::rngs::OsRng);
     let code = AuthorizationCode {
         hash: TokenHash::of(&code_value),
         client_id: client.id.clone(),

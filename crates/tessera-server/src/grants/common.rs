@@ -69,7 +69,7 @@ pub fn new_refresh_token(
     expires_at: Timestamp,
     now: Timestamp,
 ) -> (String, RefreshToken) {
-    let value = TokenKind::RefreshToken.generate(&mut rand::rngs::OsRng);
+    let value = TokenKind::RefreshToken.generate(crate::clock::token_order(), &mut rand::rngs::OsRng);
     let record = RefreshToken {
         hash: TokenHash::of(&value),
         grant_id: grant.id.clone(),

@@ -157,7 +157,7 @@ pub fn new_opaque_access_token(
     user: Option<UserContext<'_>>,
     plan: &AccessTokenPlan,
 ) -> (String, AccessTokenRecord) {
-    let token = TokenKind::AccessToken.generate(&mut rand::rngs::OsRng);
+    let token = TokenKind::AccessToken.generate(crate::clock::token_order(), &mut rand::rngs::OsRng);
     let record = AccessTokenRecord {
         hash: TokenHash::of(&token),
         jti: new_jti(),
