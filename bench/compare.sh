@@ -3,36 +3,56 @@
 # DESIGN.md §7 "side by side: ≥ 10× node-oidc-provider").
 #
 #   bench/compare.sh [--duration S] [--concurrency C] [--warmup S] [--no-build]
+#                    [--peer-store memory|sqlite|both] [--peer-workers N] [--json PATH] [--keep-temp]
+#
+#   --peer-store    which oidc-provider persistence to measure (default both): "memory", its
+#                   default in-memory adapter (nothing on disk), or "sqlite", the durable adapter
+#                   in bench/oidc-provider/sqlite-adapter.mjs (WAL, synchronous=FULL)
+#   --peer-workers  node processes for the sqlite peer (default 1; node:cluster, one shared file)
+#   --json PATH     also write every figure (scenario x target) to PATH as one JSON document
+#   --keep-temp     keep the temporary directory (databases, logs, generator output) for debugging
 #
 # 1. Builds Tessera and the load generator (release), starts `tessera serve` on a free loopback
 #    port in a temporary directory (SQLite, durable: every rotation is committed and fsync'd), and
 #    creates the bench client and user with the CLI.
-# 2. Installs node-oidc-provider (the major pinned in bench/oidc-provider/package.json) into a
-#    temporary folder and starts bench/oidc-provider/server.mjs on another free loopback port,
-#    configured like Tessera: RT rotation on every use, offline_access RTs, ES256 JWT access tokens
-#    (300 s), client_credentials, client_secret_basic, token endpoint at /token.
-#    Persistence: oidc-provider's default in-memory adapter. Nothing reaches a disk, which favours
-#    the peer (Tessera fsyncs every rotation).
+# 2. Installs node-oidc-provider (the major pinned in bench/oidc-provider/package.json) and, for
+#    the sqlite peer, better-sqlite3 (idem) into a temporary folder, and starts
+#    bench/oidc-provider/server.mjs once per peer store, each on its own free loopback port
+#    (they idle while another server is measured), configured like Tessera: RT rotation on every
+#    use, offline_access RTs, ES256 JWT access tokens (300 s), client_credentials,
+#    client_secret_basic, token endpoint at /token.
+#    Persistence, peer "memory": oidc-provider's default in-memory adapter (development only).
+#    Nothing reaches a disk, which favours the peer (Tessera fsyncs every rotation).
+#    Persistence, peer "sqlite": a SQLite file in the temporary directory, WAL + synchronous=FULL,
+#    busy_timeout 5 s, one transaction (one fsync) per adapter call, as a normal adapter does it
+#    (Tessera instead groups concurrent commits into one fsync). With --peer-workers N, N node
+#    processes share the port and the file (and one signing key).
 #    Initial RTs: oidc-provider has no password grant, so server.mjs registers a grant type
 #    "password" for benchmarking only (registerGrantType) that issues an offline_access Grant, an
 #    access token and a RefreshToken through oidc-provider's own models. The generator therefore
 #    sends both servers the same requests; the refresh_token grant it measures is oidc-provider's own.
 #    (The password grant only starts chains and is not measured.)
-# 3. Runs `tessera-bench refresh` and `tessera-bench client-credentials` against both servers, one
-#    after the other, with the same options, and prints a table.
+# 3. Runs `tessera-bench refresh` and `tessera-bench client-credentials` against every server, one
+#    after the other, with the same options, and prints a table: one row per scenario and peer
+#    store, with the ratio Tessera/peer.
 #
 # Exits non-zero when the generator reported failed requests (or anything else went wrong).
-# Both servers are stopped and the temporary directories removed on exit.
-# Loopback only; the npm registry must be reachable for the install.
+# All servers are stopped and the temporary directories removed on exit.
+# Loopback only; the npm registry must be reachable for the install (better-sqlite3 may compile
+# its native module from source, which takes a minute).
 set -euo pipefail
 
 duration=10
 concurrency=32
 warmup=2
 build=1
+peer_store=both
+peer_workers=1
+json_out=""
+keep_temp=0
 
 usage() {
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
 }
 die() {
     echo "compare.sh: $*" >&2
@@ -48,6 +68,13 @@ while [[ $# -gt 0 ]]; do
         --warmup) [[ $# -ge 2 ]] || die "--warmup needs a value"; warmup="$2"; shift 2 ;;
         --warmup=*) warmup="${1#*=}"; shift ;;
         --no-build) build=0; shift ;;
+        --peer-store) [[ $# -ge 2 ]] || die "--peer-store needs a value"; peer_store="$2"; shift 2 ;;
+        --peer-store=*) peer_store="${1#*=}"; shift ;;
+        --peer-workers) [[ $# -ge 2 ]] || die "--peer-workers needs a value"; peer_workers="$2"; shift 2 ;;
+        --peer-workers=*) peer_workers="${1#*=}"; shift ;;
+        --json) [[ $# -ge 2 ]] || die "--json needs a value"; json_out="$2"; shift 2 ;;
+        --json=*) json_out="${1#*=}"; shift ;;
+        --keep-temp) keep_temp=1; shift ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -55,6 +82,20 @@ done
 [[ "$duration" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--duration must be a number of seconds, got '$duration'"
 [[ "$warmup" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--warmup must be a number of seconds, got '$warmup'"
 [[ "$concurrency" =~ ^[1-9][0-9]*$ ]] || die "--concurrency must be a positive integer, got '$concurrency'"
+[[ "$peer_workers" =~ ^[1-9][0-9]*$ ]] || die "--peer-workers must be a positive integer, got '$peer_workers'"
+case "$peer_store" in
+    memory) peer_stores=(memory) ;;
+    sqlite) peer_stores=(sqlite) ;;
+    both) peer_stores=(memory sqlite) ;;
+    *) die "--peer-store must be memory, sqlite or both, got '$peer_store'" ;;
+esac
+if [[ "$peer_store" == memory && "$peer_workers" -gt 1 ]]; then
+    die "--peer-workers applies to the sqlite peer only (the in-memory store cannot be shared)"
+fi
+if [[ -n "$json_out" ]]; then
+    [[ -d "$(dirname "$json_out")" ]] || die "--json: the directory of $json_out does not exist"
+    json_out="$(cd "$(dirname "$json_out")" && pwd)/$(basename "$json_out")"
+fi
 
 for tool in cargo node npm curl; do
     command -v "$tool" >/dev/null || die "'$tool' is needed but not on PATH"
@@ -67,17 +108,19 @@ peer_dir="$bench_dir/oidc-provider"
 # ---------------------------------------------------------------- clean-up
 work="$(mktemp -d "${TMPDIR:-/tmp}/tessera-compare.XXXXXX")"
 tessera_pid=""
-peer_pid=""
+peer_pids=()
 generator_pid=""
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
-    for pid in "$generator_pid" "$tessera_pid" "$peer_pid"; do
+    # A peer with --peer-workers > 1 is a node:cluster primary: on SIGTERM it stops its workers
+    # itself, and a worker whose primary is gone exits (its IPC channel closes).
+    for pid in "$generator_pid" "$tessera_pid" "${peer_pids[@]}"; do
         if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
             kill -TERM "$pid" 2>/dev/null || true
         fi
     done
-    for pid in "$generator_pid" "$tessera_pid" "$peer_pid"; do
+    for pid in "$generator_pid" "$tessera_pid" "${peer_pids[@]}"; do
         [[ -n "$pid" ]] || continue
         for _ in $(seq 50); do
             kill -0 "$pid" 2>/dev/null || break
@@ -88,7 +131,11 @@ cleanup() {
         fi
         wait "$pid" 2>/dev/null || true
     done
-    rm -rf "$work"
+    if [[ $keep_temp -eq 1 ]]; then
+        echo "compare.sh: kept the temporary directory $work (--keep-temp)" >&2
+    else
+        rm -rf "$work"
+    fi
     exit "$status"
 }
 trap cleanup EXIT
@@ -170,31 +217,60 @@ printf 'bench-password\n' | (cd "$work/tessera" && "$tessera" user create bench 
     >/dev/null || die "tessera user create failed"
 
 # ---------------------------------------------------------------- 2. node-oidc-provider
-peer_spec="$(json "$peer_dir/package.json" 'j.dependencies["oidc-provider"]')"
-[[ -n "$peer_spec" ]] || die "no oidc-provider dependency in $peer_dir/package.json"
-echo "==> installing oidc-provider@$peer_spec into $work/npm" >&2
+dependency() { # dependency NAME: its version range in $peer_dir/package.json
+    local spec
+    spec="$(json "$peer_dir/package.json" "j.dependencies[\"$1\"]")"
+    [[ -n "$spec" ]] || die "no $1 dependency in $peer_dir/package.json"
+    printf '%s' "$spec"
+}
+want_sqlite=0
+for store in "${peer_stores[@]}"; do [[ "$store" == sqlite ]] && want_sqlite=1; done
+packages=("oidc-provider@$(dependency oidc-provider)")
+[[ $want_sqlite -eq 1 ]] && packages+=("better-sqlite3@$(dependency better-sqlite3)")
+echo "==> installing ${packages[*]} into $work/npm" >&2
 mkdir -p "$work/npm"
 npm install --prefix "$work/npm" --no-save --no-audit --no-fund --loglevel=error \
-    "oidc-provider@$peer_spec" >"$work/npm/install.log" 2>&1 || {
+    "${packages[@]}" >"$work/npm/install.log" 2>&1 || {
     cat "$work/npm/install.log" >&2
-    die "npm install oidc-provider@$peer_spec failed (is the npm registry reachable?)"
+    die "npm install ${packages[*]} failed (is the npm registry reachable?)"
 }
 peer_version="$(json "$work/npm/node_modules/oidc-provider/package.json" 'j.version')"
+sqlite_driver=""
+if [[ $want_sqlite -eq 1 ]]; then
+    sqlite_driver="better-sqlite3 $(json "$work/npm/node_modules/better-sqlite3/package.json" 'j.version')"
+fi
 
-peer_port="$(free_port)"
-[[ "$peer_port" != "$tessera_port" ]] || peer_port="$(free_port)"
-peer_url="http://127.0.0.1:$peer_port"
 peer_secret="$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
-echo "==> starting oidc-provider $peer_version on $peer_url (in-memory adapter)" >&2
-PEER_PORT="$peer_port" BENCH_CLIENT_ID=bench BENCH_CLIENT_SECRET="$peer_secret" \
-    BENCH_USERNAME=bench BENCH_PASSWORD=bench-password NODE_ENV=production \
-    OIDC_PROVIDER_MODULES="$work/npm/node_modules" \
-    node "$peer_dir/server.mjs" >"$work/npm/server.log" 2>&1 &
-peer_pid=$!
-wait_http "oidc-provider" "$peer_pid" "$peer_url/.well-known/openid-configuration" "$work/npm/server.log"
+declare -A peer_url peer_desc
+used_ports=" $tessera_port "
+for store in "${peer_stores[@]}"; do
+    port="$(free_port)"
+    while [[ "$used_ports" == *" $port "* ]]; do port="$(free_port)"; done
+    used_ports+="$port "
+    peer_url[$store]="http://127.0.0.1:$port"
+    mkdir -p "$work/peer-$store"
+    workers=1
+    if [[ "$store" == sqlite ]]; then
+        workers="$peer_workers"
+        processes="$workers node process"
+        [[ $workers -eq 1 ]] || processes+="es sharing the port and the file (node:cluster)"
+        peer_desc[$store]="SQLite adapter ($sqlite_driver), WAL + synchronous=FULL, one transaction (one fsync) per adapter call (a rotation makes two: consume the old RT, insert the new one), $processes"
+    else
+        peer_desc[$store]="default in-memory adapter (nothing on disk; favours the peer), 1 node process"
+    fi
+    echo "==> starting oidc-provider $peer_version on ${peer_url[$store]} ($store store, $workers process(es))" >&2
+    PEER_PORT="$port" PEER_STORE="$store" PEER_SQLITE_PATH="$work/peer-$store/oidc.db" \
+        PEER_WORKERS="$workers" BENCH_CLIENT_ID=bench BENCH_CLIENT_SECRET="$peer_secret" \
+        BENCH_USERNAME=bench BENCH_PASSWORD=bench-password NODE_ENV=production \
+        OIDC_PROVIDER_MODULES="$work/npm/node_modules" \
+        node "$peer_dir/server.mjs" >"$work/peer-$store/server.log" 2>&1 &
+    peer_pids+=($!)
+    wait_http "oidc-provider ($store)" "$!" "${peer_url[$store]}/.well-known/openid-configuration" \
+        "$work/peer-$store/server.log"
+done
 
 # ---------------------------------------------------------------- 3. the runs
-# Percentage of CPU time busy over one second, machine-wide: both servers should be idle between
+# Percentage of CPU time busy over one second, machine-wide: all servers should be idle between
 # runs, so much more means something else is loading the machine and skewing the comparison.
 cpu_busy() {
     local a b
@@ -238,38 +314,134 @@ run() {
         echo "!!! $name/$scenario: $errors failed requests; first: $(json "$out" 'j.first_error')" >&2
         failed=1
     fi
-    for pid in "$tessera_pid" "$peer_pid"; do
+    for pid in "$tessera_pid" "${peer_pids[@]}"; do
         kill -0 "$pid" 2>/dev/null || die "a server died during the $name/$scenario run"
     done
 }
 
-for scenario in refresh client-credentials; do
+scenarios=(refresh client-credentials)
+for scenario in "${scenarios[@]}"; do
     run tessera "$scenario" "$tessera_url" "$tessera_secret"
-    run oidc-provider "$scenario" "$peer_url" "$peer_secret"
+    for store in "${peer_stores[@]}"; do
+        run "oidc-provider-$store" "$scenario" "${peer_url[$store]}" "$peer_secret"
+    done
 done
 
+# The SQLite peer must really have written: count its rows (read-only; WAL lets us read while it
+# runs). The refresh runs leave one RefreshToken row per rotation (spent ones stay, marked
+# consumed) and one Grant per chain.
+sqlite_rows=""
+if [[ $want_sqlite -eq 1 ]]; then
+    sqlite_rows="$(node -e '
+        const Database = require(process.argv[1]);
+        const db = new Database(process.argv[2], { readonly: true, fileMustExist: true });
+        const n = (model) => db.prepare("SELECT count(*) AS n FROM oidc_payload WHERE model = ?").get(model).n;
+        console.log(JSON.stringify({
+            RefreshToken: n("RefreshToken"), Grant: n("Grant"),
+            consumed: db.prepare("SELECT count(*) AS n FROM oidc_payload WHERE consumed_at IS NOT NULL").get().n,
+            journal_mode: db.pragma("journal_mode", { simple: true }),
+        }));
+        db.close();' "$work/npm/node_modules/better-sqlite3" "$work/peer-sqlite/oidc.db")" ||
+        die "could not read the SQLite peer's database $work/peer-sqlite/oidc.db"
+    printf '%s\n' "$sqlite_rows" >"$work/peer-sqlite/rows.json"
+    rt_rows="$(json "$work/peer-sqlite/rows.json" 'j.RefreshToken')"
+    grant_rows="$(json "$work/peer-sqlite/rows.json" 'j.Grant')"
+    if [[ "$rt_rows" -eq 0 || "$grant_rows" -eq 0 ]]; then
+        die "the SQLite peer's database has $rt_rows RefreshToken and $grant_rows Grant rows: it did not persist"
+    fi
+fi
+
 # ---------------------------------------------------------------- the table
+tessera_version="$("$tessera" --version 2>/dev/null | awk '{print $NF}')"
+tessera_desc="SQLite, durable (WAL + synchronous=FULL, fsync'd group commit), 1 process (multi-threaded)"
 echo
-echo "Tessera $("$tessera" --version 2>/dev/null | awk '{print $NF}') vs node-oidc-provider $peer_version" \
+echo "Tessera $tessera_version vs node-oidc-provider $peer_version" \
     "(node $(node --version)), $(nproc) CPUs, ${concurrency} connections, ${warmup}s warm-up + ${duration}s per run"
-echo "Tessera: SQLite, durable (fsync'd group commit). oidc-provider: default in-memory adapter" \
-    "(nothing on disk; favours the peer), one node process."
-echo
-printf '%-20s %12s %12s %9s %10s %10s %10s %10s %7s\n' \
-    scenario "Tessera/s" "peer/s" "ratio" "T p50 ms" "T p99 ms" "P p50 ms" "P p99 ms" errors
-for scenario in refresh client-credentials; do
-    t="$work/tessera-$scenario.json"
-    p="$work/oidc-provider-$scenario.json"
-    t_rps="$(json "$t" 'j.throughput')"
-    p_rps="$(json "$p" 'j.throughput')"
-    ratio="$(node -e 'const [t, p] = process.argv.slice(1).map(Number);
-        console.log(p > 0 ? (t / p).toFixed(1) + "x" : "n/a")' "$t_rps" "$p_rps")"
-    printf '%-20s %12.0f %12.0f %9s %10.2f %10.2f %10.2f %10.2f %7s\n' "$scenario" \
-        "$t_rps" "$p_rps" "$ratio" \
-        "$(json "$t" 'j.latency_ms.p50')" "$(json "$t" 'j.latency_ms.p99')" \
-        "$(json "$p" 'j.latency_ms.p50')" "$(json "$p" 'j.latency_ms.p99')" \
-        "$(json "$t" 'j.errors')/$(json "$p" 'j.errors')"
+echo "Tessera: $tessera_desc."
+for store in "${peer_stores[@]}"; do
+    echo "oidc-provider, peer \"$store\": ${peer_desc[$store]}."
 done
+if [[ -n "$sqlite_rows" ]]; then
+    echo "  (sqlite peer's file after the runs: $rt_rows RefreshToken rows, $grant_rows Grant rows," \
+        "journal_mode $(json "$work/peer-sqlite/rows.json" 'j.journal_mode'))"
+fi
+echo
+printf '%-20s %-8s %12s %12s %9s %10s %10s %10s %10s %9s\n' \
+    scenario peer "Tessera/s" "peer/s" "ratio" "T p50 ms" "T p99 ms" "P p50 ms" "P p99 ms" errors
+for scenario in "${scenarios[@]}"; do
+    t="$work/tessera-$scenario.json"
+    for store in "${peer_stores[@]}"; do
+        p="$work/oidc-provider-$store-$scenario.json"
+        t_rps="$(json "$t" 'j.throughput')"
+        p_rps="$(json "$p" 'j.throughput')"
+        ratio="$(node -e 'const [t, p] = process.argv.slice(1).map(Number);
+            console.log(p > 0 ? (t / p).toFixed(1) + "x" : "n/a")' "$t_rps" "$p_rps")"
+        printf '%-20s %-8s %12.0f %12.0f %9s %10.2f %10.2f %10.2f %10.2f %9s\n' "$scenario" "$store" \
+            "$t_rps" "$p_rps" "$ratio" \
+            "$(json "$t" 'j.latency_ms.p50')" "$(json "$t" 'j.latency_ms.p99')" \
+            "$(json "$p" 'j.latency_ms.p50')" "$(json "$p" 'j.latency_ms.p99')" \
+            "$(json "$t" 'j.errors')/$(json "$p" 'j.errors')"
+    done
+done
+
+# ---------------------------------------------------------------- --json
+if [[ -n "$json_out" ]]; then
+    targets=(tessera)
+    for store in "${peer_stores[@]}"; do targets+=("oidc-provider-$store"); done
+    descs=("Tessera $tessera_version: $tessera_desc")
+    for store in "${peer_stores[@]}"; do descs+=("oidc-provider $peer_version: ${peer_desc[$store]}"); done
+    WORK="$work" SCENARIOS="${scenarios[*]}" TARGETS="${targets[*]}" \
+        DESCS="$(printf '%s\n' "${descs[@]}")" FAILED="$failed" SQLITE_ROWS="$sqlite_rows" \
+        TESSERA_VERSION="$tessera_version" PEER_VERSION="$peer_version" SQLITE_DRIVER="$sqlite_driver" \
+        CONCURRENCY="$concurrency" WARMUP="$warmup" DURATION="$duration" PEER_WORKERS="$peer_workers" \
+        node -e '
+        const fs = require("fs");
+        const os = require("os");
+        const e = process.env;
+        const targets = e.TARGETS.split(" ");
+        const descs = e.DESCS.split("\n");
+        const read = (target, scenario) =>
+            JSON.parse(fs.readFileSync(`${e.WORK}/${target}-${scenario}.json`, "utf8"));
+        const results = [];
+        const ratios = [];
+        for (const scenario of e.SCENARIOS.split(" ")) {
+            const t = read("tessera", scenario);
+            for (const target of targets) {
+                const g = read(target, scenario);
+                results.push({
+                    scenario, target,
+                    throughput_rps: g.throughput,
+                    p50_ms: g.latency_ms?.p50 ?? null,
+                    p99_ms: g.latency_ms?.p99 ?? null,
+                    errors: g.errors,
+                    generator: g,
+                });
+                if (target !== "tessera") {
+                    ratios.push({ scenario, peer: target,
+                        tessera_over_peer: g.throughput > 0 ? t.throughput / g.throughput : null });
+                }
+            }
+        }
+        const doc = {
+            tessera_version: e.TESSERA_VERSION,
+            oidc_provider_version: e.PEER_VERSION,
+            sqlite_driver: e.SQLITE_DRIVER || null,
+            node_version: process.version,
+            cpus: os.cpus().length,
+            concurrency: Number(e.CONCURRENCY),
+            warmup_s: Number(e.WARMUP),
+            duration_s: Number(e.DURATION),
+            peer_workers_sqlite: Number(e.PEER_WORKERS),
+            targets: Object.fromEntries(targets.map((t, i) => [t, descs[i]])),
+            sqlite_peer_rows: e.SQLITE_ROWS ? JSON.parse(e.SQLITE_ROWS) : null,
+            results,
+            ratios,
+            failed_requests: e.FAILED !== "0",
+        };
+        fs.writeFileSync(process.argv[1], JSON.stringify(doc, null, 2) + "\n");' "$json_out" ||
+        die "could not write $json_out"
+    echo "==> figures written to $json_out" >&2
+fi
 
 if [[ $failed -ne 0 ]]; then
     echo
