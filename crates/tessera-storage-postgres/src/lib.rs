@@ -45,10 +45,13 @@ mod columns;
 mod error;
 mod events;
 mod grants;
+mod group_commit;
 mod refresh;
 mod repos;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -125,6 +128,50 @@ impl Default for PostgresOptions {
 #[derive(Clone)]
 pub struct PostgresStorage {
     pool: Pool,
+    /// Refresh-token rotations, committed in groups ([`group_commit`]).
+    rotations: group_commit::Rotations,
+    /// Connections that hot point reads share, so concurrent reads are pipelined.
+    shared: Arc<SharedClients>,
+}
+
+/// A few pooled connections kept out of the pool and shared by concurrent point reads.
+///
+/// A `tokio-postgres` client takes requests from many tasks at once and pipelines them: they go
+/// out back to back and PostgreSQL answers them in order, so one backend wakes once for many
+/// reads instead of once for each (with a connection per request, the refresh path's read was a
+/// round trip, a backend wake-up and a context switch each). Only single-statement reads that do
+/// not care which connection runs them use this: no transactions, no session state.
+struct SharedClients {
+    pool: Pool,
+    slots: Vec<std::sync::Mutex<Option<Arc<deadpool_postgres::Object>>>>,
+    next: AtomicUsize,
+}
+
+/// Connections in [`SharedClients`].
+const SHARED_CLIENTS: usize = 2;
+
+impl SharedClients {
+    fn new(pool: Pool) -> Self {
+        Self {
+            pool,
+            slots: (0..SHARED_CLIENTS).map(|_| std::sync::Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next shared connection, round robin; a closed one is replaced from the pool.
+    async fn get(&self) -> Result<Arc<deadpool_postgres::Object>, RepositoryError> {
+        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+        let current = slot.lock().map_or(None, |held| held.clone());
+        if let Some(client) = current.filter(|client| !client.is_closed()) {
+            return Ok(client);
+        }
+        let fresh = Arc::new(self.pool.get().await.map_err(map_pool)?);
+        if let Ok(mut held) = slot.lock() {
+            *held = Some(Arc::clone(&fresh));
+        }
+        Ok(fresh)
+    }
 }
 
 impl std::fmt::Debug for PostgresStorage {
@@ -174,7 +221,13 @@ impl PostgresStorage {
             .recycle_timeout(timeout)
             .build()
             .map_err(|e| RepositoryError::Backend(Box::new(e)))?;
-        let storage = Self { pool };
+        let rotations = group_commit::Rotations::start(pool.clone());
+        let shared = Arc::new(SharedClients::new(pool.clone()));
+        let storage = Self {
+            pool,
+            rotations,
+            shared,
+        };
         drop(storage.client().await?);
         Ok(storage)
     }
@@ -202,6 +255,17 @@ impl PostgresStorage {
         let client = self.client().await?;
         let statement = client.prepare_cached(sql).await.map_err(map_pg)?;
         client.query_one(&statement, params).await.map_err(map_pg)
+    }
+
+    /// [`Self::query_opt`] on a shared connection ([`SharedClients`]), pipelined with other reads.
+    async fn query_opt_shared(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, RepositoryError> {
+        let client = self.shared.get().await?;
+        let statement = client.prepare_cached(sql).await.map_err(map_pg)?;
+        client.query_opt(&statement, params).await.map_err(map_pg)
     }
 
     /// Runs one cached query expected to return at most one row.

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use tessera_core::refresh::RefreshToken;
 use tessera_core::{Timestamp, TokenHash};
-use tessera_storage::{RefreshContext, RefreshTokenRepository, RepositoryError, Rotation};
+use tessera_storage::{AccessTokenRecord, RefreshContext, RefreshTokenRepository, RepositoryError, Rotation};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
@@ -188,6 +188,83 @@ impl<'a> InsertValues<'a> {
     }
 }
 
+/// A rotation's statement ([`ROTATE`] or [`ROTATE_WITH_ACCESS_TOKEN`]) and its parameters,
+/// converted and borrowed from the [`Rotation`].
+pub(crate) struct RotateValues<'a> {
+    rotation: &'a Rotation,
+    insert: InsertValues<'a>,
+    presented: &'a [u8],
+    expected_use_count: Option<i64>,
+    allowed_uses: i64,
+    /// The opaque access token to store with it: the record, its hash and its audience as JSON.
+    access: Option<(&'a AccessTokenRecord, &'a [u8], String)>,
+}
+
+impl<'a> RotateValues<'a> {
+    pub(crate) fn of(rotation: &'a Rotation) -> Result<Self, RepositoryError> {
+        let access = match &rotation.access_token {
+            Some(access) => Some((
+                access,
+                &access.hash.0[..],
+                tessera_storage::codec::encode_json(&access.audience)?,
+            )),
+            None => None,
+        };
+        Ok(Self {
+            rotation,
+            insert: InsertValues::of(&rotation.new_token),
+            presented: &rotation.presented.0[..],
+            expected_use_count: rotation.expected_use_count.map(i64::from),
+            allowed_uses: i64::from(rotation.allowed_uses),
+            access,
+        })
+    }
+
+    /// The statement to run: one row, one boolean column (whether the rotation happened).
+    pub(crate) fn statement(&self) -> &'static str {
+        if self.access.is_some() {
+            ROTATE_WITH_ACCESS_TOKEN
+        } else {
+            ROTATE
+        }
+    }
+
+    pub(crate) fn params(&'a self) -> Vec<&'a (dyn ToSql + Sync)> {
+        let rotation = self.rotation;
+        let token = &rotation.new_token;
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &self.presented,
+            &self.expected_use_count,
+            &self.allowed_uses,
+            &rotation.now.0,
+            &token.grant_id,
+            &rotation.touch_session,
+            &self.insert.hash,
+            &self.insert.parent,
+            &token.client_id,
+            &token.issued_at.0,
+            &token.expires_at.0,
+            &self.insert.use_count,
+            &self.insert.spent_at,
+        ];
+        if let Some((access, hash, audience)) = &self.access {
+            params.extend_from_slice(&[
+                hash,
+                &access.jti,
+                &access.client_id,
+                &access.subject,
+                &access.grant_id,
+                &access.scope,
+                audience,
+                &access.issued_at.0,
+                &access.expires_at.0,
+                &access.act,
+            ]);
+        }
+        params
+    }
+}
+
 #[async_trait]
 impl RefreshTokenRepository for PostgresStorage {
     #[tracing::instrument(name = "db.refresh_tokens.add", skip_all)]
@@ -210,7 +287,7 @@ impl RefreshTokenRepository for PostgresStorage {
 
     #[tracing::instrument(name = "db.refresh_tokens.find_with_context", skip_all)]
     async fn find_with_context(&self, hash: &TokenHash) -> Result<Option<RefreshContext>, RepositoryError> {
-        let Some(row) = self.query_opt(FIND_WITH_CONTEXT, &[&&hash.0[..]]).await? else {
+        let Some(row) = self.query_opt_shared(FIND_WITH_CONTEXT, &[&&hash.0[..]]).await? else {
             return Ok(None);
         };
         Ok(Some(RefreshContext {
@@ -223,54 +300,7 @@ impl RefreshTokenRepository for PostgresStorage {
 
     #[tracing::instrument(name = "db.refresh_tokens.rotate", skip_all)]
     async fn rotate(&self, rotation: &Rotation) -> Result<bool, RepositoryError> {
-        let token = &rotation.new_token;
-        let values = InsertValues::of(token);
-        let presented = &rotation.presented.0[..];
-        let expected_use_count = rotation.expected_use_count.map(i64::from);
-        let allowed_uses = i64::from(rotation.allowed_uses);
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
-            &presented,
-            &expected_use_count,
-            &allowed_uses,
-            &rotation.now.0,
-            &token.grant_id,
-            &rotation.touch_session,
-            &values.hash,
-            &values.parent,
-            &token.client_id,
-            &token.issued_at.0,
-            &token.expires_at.0,
-            &values.use_count,
-            &values.spent_at,
-        ];
-        let access = match &rotation.access_token {
-            Some(access) => Some((
-                access,
-                &access.hash.0[..],
-                tessera_storage::codec::encode_json(&access.audience)?,
-            )),
-            None => None,
-        };
-        let statement = match &access {
-            Some((access, hash, audience)) => {
-                params.extend_from_slice(&[
-                    hash,
-                    &access.jti,
-                    &access.client_id,
-                    &access.subject,
-                    &access.grant_id,
-                    &access.scope,
-                    audience,
-                    &access.issued_at.0,
-                    &access.expires_at.0,
-                    &access.act,
-                ]);
-                ROTATE_WITH_ACCESS_TOKEN
-            }
-            None => ROTATE,
-        };
-        let row = self.query_one(statement, &params).await?;
-        column(&row, 0)
+        self.rotations.rotate(rotation.clone()).await
     }
 
     #[tracing::instrument(name = "db.refresh_tokens.cleanup_expired", skip_all)]

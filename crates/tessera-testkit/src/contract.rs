@@ -69,6 +69,7 @@ pub async fn run_all(storage: &dyn Storage) {
     refresh_token_rotate_revoked_grant(storage).await;
     refresh_token_sibling(storage).await;
     refresh_token_concurrent_rotation(storage).await;
+    refresh_token_concurrent_rotations_of_many_grants(storage).await;
     refresh_token_rotation_racing_revocation(storage).await;
     refresh_tokens_cleanup(storage).await;
     events_record_and_filter(storage).await;
@@ -2175,6 +2176,39 @@ pub async fn refresh_token_concurrent_rotation(storage: &dyn Storage) {
         expected.use_count = 1;
         expected.spent_at = (allowed_uses == 1).then_some(winner.now);
         expect_token(storage, "token after 20 concurrent rotations (used once)", &expected).await;
+    }
+}
+
+/// Many rotations at once, of different grants, one of which fails (its new token's hash is
+/// taken): the others all happen, the failing one changes nothing and reports a conflict. (A
+/// backend that commits rotations in groups must not let one failure sink its group.)
+pub async fn refresh_token_concurrent_rotations_of_many_grants(storage: &dyn Storage) {
+    let repo = storage.refresh_tokens();
+    let mut rotations = Vec::new();
+    for n in 0..40 {
+        let g = grant(&unique("user"), GrantKind::Offline, None, NOW);
+        ok(storage, "add grant", storage.grants().add(&g).await);
+        let presented = refresh_token(&g, None);
+        ok(storage, "add refresh token", repo.add(&presented).await);
+        rotations.push((presented.clone(), rotation(&presented, Some(0), 1, None, NOW.plus(n))));
+    }
+    // The 21st rotation's new token collides with the first grant's presented token.
+    let taken = rotations[0].0.hash;
+    rotations[20].1.new_token.hash = taken;
+    let results = join_all(rotations.iter().map(|(_, r)| repo.rotate(r))).await;
+    for (n, ((presented, r), result)) in rotations.iter().zip(results).enumerate() {
+        if n == 20 {
+            check(
+                storage,
+                matches!(result, Err(RepositoryError::Conflict(_))),
+                format!("a rotation whose new hash is taken must fail with Conflict, got {result:?}"),
+            );
+            expect_token(storage, "the failed rotation's token (unused)", presented).await;
+            continue;
+        }
+        let rotated = ok(storage, "concurrent rotation of its own grant", result);
+        check(storage, rotated, "each grant's rotation must return true");
+        expect_token(storage, "a concurrent rotation's child", &r.new_token).await;
     }
 }
 
