@@ -44,7 +44,8 @@ const FIND_WITH_CONTEXT: &str = concat!(
     " FROM users WHERE id = g.user_id) u ON TRUE"
 );
 
-/// [`RefreshTokenRepository::rotate`] as one statement (autocommit, READ COMMITTED), so one round
+/// [`RefreshTokenRepository::rotate`] as one statement (READ COMMITTED; committed with the other
+/// rotations of its group, see [`crate::group_commit`], or alone), so one round
 /// trip. Parameters: $1 the presented hash, $2 the expected use count (NULL for a sibling),
 /// $3 allowed uses, $4 now, $5 the grant, $6 the session to touch (NULL: none), $7–$13 the new
 /// token's hash, parent, client, issued_at, expires_at, use_count and spent_at.
