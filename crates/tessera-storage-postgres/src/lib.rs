@@ -147,30 +147,38 @@ struct SharedClients {
     next: AtomicUsize,
 }
 
-/// Connections in [`SharedClients`].
-const SHARED_CLIENTS: usize = 2;
-
 impl SharedClients {
-    fn new(pool: Pool) -> Self {
+    /// Two shared connections out of a pool of `max_connections`, one out of a pool of 4 to 7,
+    /// none out of a smaller one (a pool that small needs every connection for itself).
+    fn new(pool: Pool, max_connections: usize) -> Self {
+        let shared = match max_connections {
+            0..=3 => 0,
+            4..=7 => 1,
+            _ => 2,
+        };
         Self {
             pool,
-            slots: (0..SHARED_CLIENTS).map(|_| std::sync::Mutex::new(None)).collect(),
+            slots: (0..shared).map(|_| std::sync::Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
         }
     }
 
-    /// The next shared connection, round robin; a closed one is replaced from the pool.
-    async fn get(&self) -> Result<Arc<deadpool_postgres::Object>, RepositoryError> {
+    /// The next shared connection, round robin (a closed one is replaced from the pool), or
+    /// `None` when none are shared.
+    async fn get(&self) -> Result<Option<Arc<deadpool_postgres::Object>>, RepositoryError> {
+        if self.slots.is_empty() {
+            return Ok(None);
+        }
         let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
         let current = slot.lock().map_or(None, |held| held.clone());
         if let Some(client) = current.filter(|client| !client.is_closed()) {
-            return Ok(client);
+            return Ok(Some(client));
         }
         let fresh = Arc::new(self.pool.get().await.map_err(map_pool)?);
         if let Ok(mut held) = slot.lock() {
             *held = Some(Arc::clone(&fresh));
         }
-        Ok(fresh)
+        Ok(Some(fresh))
     }
 }
 
@@ -222,7 +230,7 @@ impl PostgresStorage {
             .build()
             .map_err(|e| RepositoryError::Backend(Box::new(e)))?;
         let rotations = group_commit::Rotations::start(pool.clone());
-        let shared = Arc::new(SharedClients::new(pool.clone()));
+        let shared = Arc::new(SharedClients::new(pool.clone(), options.max_connections));
         let storage = Self {
             pool,
             rotations,
@@ -263,7 +271,9 @@ impl PostgresStorage {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, RepositoryError> {
-        let client = self.shared.get().await?;
+        let Some(client) = self.shared.get().await? else {
+            return self.query_opt(sql, params).await;
+        };
         let statement = client.prepare_cached(sql).await.map_err(map_pg)?;
         client.query_opt(&statement, params).await.map_err(map_pg)
     }

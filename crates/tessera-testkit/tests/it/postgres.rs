@@ -30,6 +30,24 @@ async fn storage_contract_postgres() -> TestResult {
     .await
 }
 
+/// The contract again with the smallest pools: the connections the storage holds for itself
+/// (shared reads, rotation groups) must never leave the rest of it waiting for one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_contract_postgres_small_pools() -> TestResult {
+    on_test_database(|url| async move {
+        for max_connections in [1, 4] {
+            let options = PostgresOptions {
+                max_connections,
+                ..PostgresOptions::default()
+            };
+            let storage = PostgresStorage::connect(&url, options).await?;
+            contract::run_all(&storage).await;
+        }
+        Ok(())
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_nodes_migrating_at_once_apply_each_migration_once() -> TestResult {
     on_test_database(|url| async move {
