@@ -405,3 +405,59 @@ async fn refresh_token_errors() {
         "unauthorized_client"
     );
 }
+
+/// A refresh token of the format before ordered tokens (`tsr_rt_`, 256 random bits, no order),
+/// stored as its plain SHA-256, as a server before the upgrade stored it: it still rotates, and
+/// its successor is a token of the current format.
+#[tokio::test]
+async fn a_refresh_token_issued_before_ordered_tokens_still_rotates() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+
+    let server = TestServer::start().await;
+    let (id, secret) = server.client("rp", refreshing_app()).await;
+    let client = (id.as_str(), secret.as_deref().unwrap());
+    ada(&server).await;
+    let agent = Agent::new();
+    let current = rt(&login(&server, &agent, client, "openid offline_access").await);
+    assert_eq!(current.len(), tessera_core::token::TOKEN_LEN);
+    let record = server
+        .storage
+        .refresh_tokens()
+        .find_by_hash(&TokenHash::of(&current))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // The earlier format, written out by hand: prefix, 43 characters of randomness, checksum.
+    let mut old = String::from("tsr_rt_");
+    URL_SAFE_NO_PAD.encode_string(
+        ring::rand::generate::<[u8; 32]>(&ring::rand::SystemRandom::new())
+            .unwrap()
+            .expose(),
+        &mut old,
+    );
+    let checksum = ring::digest::digest(&ring::digest::SHA256, old.as_bytes());
+    old.push_str(&URL_SAFE_NO_PAD.encode(&checksum.as_ref()[..4])[..6]);
+    assert_eq!(old.len(), 56);
+    let plain = ring::digest::digest(&ring::digest::SHA256, old.as_bytes());
+    assert_eq!(
+        TokenHash::of(&old).0[..],
+        plain.as_ref()[..],
+        "stored as its plain SHA-256"
+    );
+    let mut earlier = record.clone();
+    earlier.hash = TokenHash::of(&old);
+    server.storage.refresh_tokens().add(&earlier).await.unwrap();
+
+    let (status, body) = refresh(&server, client, &old, None).await;
+    assert_eq!(status, 200, "{body}");
+    let next = rt(&body);
+    assert_eq!(
+        next.len(),
+        tessera_core::token::TOKEN_LEN,
+        "its successor is of the current format"
+    );
+    let (status, body) = refresh(&server, client, &next, None).await;
+    assert_eq!(status, 200, "{body}");
+}
