@@ -9,7 +9,7 @@
 //! hash is that order followed by the first 24 bytes of the token's SHA-256. So the storage keys
 //! of new tokens grow with time, and a database index on them takes each insert at its right-hand
 //! edge: a group commit of many rotations writes one or two index pages instead of one random
-//! page per token (docs/PERFORMANCE.md: +25 % rotations/s on SQLite, half the bytes written).
+//! page per token (docs/PERFORMANCE.md: +27 % rotations/s on SQLite, half the bytes written).
 //! The order tells when the token was issued, which its holder knows anyway; the 256 random bits
 //! are what make it unguessable, and 192 bits of SHA-256 are what a thief of the database would
 //! have to invert.

@@ -30,6 +30,7 @@ use deadpool_postgres::Pool;
 use futures::future::{join3, join_all};
 use tessera_storage::{RepositoryError, Rotation};
 use tokio::sync::{mpsc, oneshot, Semaphore};
+use tracing::Instrument as _;
 
 use crate::error::{column, map_pg, map_pool};
 use crate::refresh::RotateValues;
@@ -105,8 +106,7 @@ async fn commit(pool: &Pool, mut batch: Vec<Queued>) {
     if batch.len() > 1 {
         batch.sort_by(|a, b| a.rotation.new_token.grant_id.cmp(&b.rotation.new_token.grant_id));
         let span = tracing::debug_span!("db.refresh_tokens.rotate_batch", rotations = batch.len());
-        let _entered = span.enter();
-        match together(pool, &batch).await {
+        match together(pool, &batch).instrument(span).await {
             Outcome::Committed(results) => {
                 for (queued, result) in batch.into_iter().zip(results) {
                     let _ = queued.reply.send(Ok(result));
