@@ -230,6 +230,7 @@ impl<'a> RotateValues<'a> {
         }
     }
 
+    /// The statement's parameters, in `$n` order.
     pub(crate) fn params(&'a self) -> Vec<&'a (dyn ToSql + Sync)> {
         let rotation = self.rotation;
         let token = &rotation.new_token;
