@@ -1853,9 +1853,7 @@ pub async fn refresh_token_rotate(storage: &dyn Storage) {
     let s = session(&unique("session"), &unique("user"));
     ok(storage, "add session", storage.sessions().add(&s).await);
     let g = grant(&s.user_id, GrantKind::Online, Some(&s.id), NOW);
-    ok(storage, "add grant", storage.grants().add(&g).await);
-    let presented = refresh_token(&g, None);
-    ok(storage, "add refresh token", repo.add(&presented).await);
+    let presented = add_grant_with_token(storage, &g).await;
 
     let first = rotation(&presented, Some(0), 1, Some(&s.id), NOW.plus(10));
     let rotated = ok(storage, "rotate", repo.rotate(&first).await);
@@ -1910,9 +1908,7 @@ pub async fn refresh_token_rotate(storage: &dyn Storage) {
 pub async fn refresh_token_rotate_max_uses(storage: &dyn Storage) {
     let repo = storage.refresh_tokens();
     let g = grant(&unique("user"), GrantKind::Offline, None, NOW);
-    ok(storage, "add grant", storage.grants().add(&g).await);
-    let presented = refresh_token(&g, None);
-    ok(storage, "add refresh token", repo.add(&presented).await);
+    let presented = add_grant_with_token(storage, &g).await;
     let mut expected = presented.clone();
     for use_count in 0..3 {
         let now = NOW.plus(10 * (u64::from(use_count) + 1));
@@ -1938,9 +1934,7 @@ pub async fn refresh_token_rotate_stale_use_count(storage: &dyn Storage) {
     let s = session(&unique("session"), &unique("user"));
     ok(storage, "add session", storage.sessions().add(&s).await);
     let g = grant(&s.user_id, GrantKind::Online, Some(&s.id), NOW);
-    ok(storage, "add grant", storage.grants().add(&g).await);
-    let presented = refresh_token(&g, None);
-    ok(storage, "add refresh token", repo.add(&presented).await);
+    let presented = add_grant_with_token(storage, &g).await;
 
     for stale in [1, 5] {
         let r = rotation(&presented, Some(stale), 10, Some(&s.id), NOW.plus(10));
@@ -1975,9 +1969,7 @@ pub async fn refresh_token_rotate_with_access_token(storage: &dyn Storage) {
     let s = session(&unique("session"), &unique("user"));
     ok(storage, "add session", storage.sessions().add(&s).await);
     let g = grant(&s.user_id, GrantKind::Online, Some(&s.id), NOW);
-    ok(storage, "add grant", storage.grants().add(&g).await);
-    let presented = refresh_token(&g, None);
-    ok(storage, "add refresh token", repo.add(&presented).await);
+    let presented = add_grant_with_token(storage, &g).await;
     let with_token = |expected: Option<u32>, label: &str| {
         let mut r = rotation(&presented, expected, 10, Some(&s.id), NOW.plus(10));
         let mut access = token(
@@ -2056,9 +2048,7 @@ pub async fn refresh_token_rotate_revoked_grant(storage: &dyn Storage) {
     let s = session(&unique("session"), &unique("user"));
     ok(storage, "add session", storage.sessions().add(&s).await);
     let g = grant(&s.user_id, GrantKind::Online, Some(&s.id), NOW);
-    ok(storage, "add grant", storage.grants().add(&g).await);
-    let presented = refresh_token(&g, None);
-    ok(storage, "add refresh token", repo.add(&presented).await);
+    let presented = add_grant_with_token(storage, &g).await;
     ok(
         storage,
         "revoke grant",
@@ -2098,9 +2088,7 @@ pub async fn refresh_token_rotate_revoked_grant(storage: &dyn Storage) {
 pub async fn refresh_token_sibling(storage: &dyn Storage) {
     let repo = storage.refresh_tokens();
     let g = grant(&unique("user"), GrantKind::Offline, None, NOW);
-    ok(storage, "add grant", storage.grants().add(&g).await);
-    let presented = refresh_token(&g, None);
-    ok(storage, "add refresh token", repo.add(&presented).await);
+    let presented = add_grant_with_token(storage, &g).await;
     let first = rotation(&presented, Some(0), 1, None, NOW.plus(10));
     check(
         storage,
@@ -2146,9 +2134,7 @@ pub async fn refresh_token_concurrent_rotation(storage: &dyn Storage) {
     let repo = storage.refresh_tokens();
     for allowed_uses in [1, 2] {
         let g = grant(&unique("user"), GrantKind::Offline, None, NOW);
-        ok(storage, "add grant", storage.grants().add(&g).await);
-        let presented = refresh_token(&g, None);
-        ok(storage, "add refresh token", repo.add(&presented).await);
+        let presented = add_grant_with_token(storage, &g).await;
         let rotations: Vec<Rotation> = (0..20)
             .map(|n| rotation(&presented, Some(0), allowed_uses, None, NOW.plus(n)))
             .collect();
@@ -2187,9 +2173,7 @@ pub async fn refresh_token_concurrent_rotations_of_many_grants(storage: &dyn Sto
     let mut rotations = Vec::new();
     for n in 0..40 {
         let g = grant(&unique("user"), GrantKind::Offline, None, NOW);
-        ok(storage, "add grant", storage.grants().add(&g).await);
-        let presented = refresh_token(&g, None);
-        ok(storage, "add refresh token", repo.add(&presented).await);
+        let presented = add_grant_with_token(storage, &g).await;
         rotations.push((presented.clone(), rotation(&presented, Some(0), 1, None, NOW.plus(n))));
     }
     // The 21st rotation's new token collides with the first grant's presented token.
@@ -2219,9 +2203,7 @@ pub async fn refresh_token_rotation_racing_revocation(storage: &dyn Storage) {
     let mut setups = Vec::new();
     for n in 0..10 {
         let g = grant(&unique("user"), GrantKind::Offline, None, NOW);
-        ok(storage, "add grant", storage.grants().add(&g).await);
-        let presented = refresh_token(&g, None);
-        ok(storage, "add refresh token", repo.add(&presented).await);
+        let presented = add_grant_with_token(storage, &g).await;
         // Half already used once, so the race also covers a compare-and-set on a used token.
         let expected = if n % 2 == 0 {
             0
@@ -2834,6 +2816,14 @@ fn grant_token(grant: &Grant) -> AccessTokenRecord {
 }
 
 /// A first refresh token of `grant` (or a child of `parent`), unused, expiring in an hour.
+/// Stores `grant` and a fresh refresh token of it; returns the token.
+async fn add_grant_with_token(storage: &dyn Storage, grant: &Grant) -> RefreshToken {
+    ok(storage, "add grant", storage.grants().add(grant).await);
+    let token = refresh_token(grant, None);
+    ok(storage, "add refresh token", storage.refresh_tokens().add(&token).await);
+    token
+}
+
 fn refresh_token(grant: &Grant, parent: Option<TokenHash>) -> RefreshToken {
     refresh_token_for(&grant.id, &grant.client_id, parent)
 }
