@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 use futures::future::{join3, join_all};
-use tessera_storage::{RepositoryError, Rotation};
+use tessera_storage::{RepositoryError, Rotation, SharedFailure};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::Instrument as _;
 
@@ -116,14 +116,9 @@ async fn commit(pool: &Pool, mut batch: Vec<Queued>) {
             Outcome::RolledBack(error) => {
                 tracing::debug!(%error, rotations = batch.len(), "rotation batch rolled back; running its rotations one by one");
             }
-            Outcome::Unknown { unavailable, message } => {
+            Outcome::Unknown(failure) => {
                 for queued in batch {
-                    let source = message.clone().into();
-                    let _ = queued.reply.send(Err(if unavailable {
-                        RepositoryError::Unavailable(source)
-                    } else {
-                        RepositoryError::Backend(source)
-                    }));
+                    let _ = queued.reply.send(Err(failure.to_error()));
                 }
                 return;
             }
@@ -142,15 +137,12 @@ enum Outcome {
     /// A statement failed, so nothing was kept: run the rotations again one by one.
     RolledBack(tokio_postgres::Error),
     /// The connection failed or `COMMIT` did: the batch may or may not have committed.
-    Unknown { unavailable: bool, message: String },
+    Unknown(SharedFailure),
 }
 
 impl Outcome {
     fn unknown(error: RepositoryError) -> Self {
-        Self::Unknown {
-            unavailable: matches!(error, RepositoryError::Unavailable(_)),
-            message: format!("rotation batch: {error}"),
-        }
+        Self::Unknown(SharedFailure::new("rotation batch", &error))
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
-use tessera_storage::RepositoryError;
+use tessera_storage::{RepositoryError, SharedFailure};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{map_err, unavailable};
@@ -19,7 +19,7 @@ trait Command: Send {
     /// An `Err` means the savepoint machinery itself failed and the whole transaction is lost.
     fn execute(&mut self, conn: &Connection) -> rusqlite::Result<()>;
     /// Replies to the caller once the batch's fate is known.
-    fn complete(self: Box<Self>, batch: Result<(), &BatchFailure>);
+    fn complete(self: Box<Self>, batch: Result<(), &SharedFailure>);
 }
 
 struct Job<T> {
@@ -45,7 +45,7 @@ impl<T: Send> Command for Job<T> {
         Ok(())
     }
 
-    fn complete(self: Box<Self>, batch: Result<(), &BatchFailure>) {
+    fn complete(self: Box<Self>, batch: Result<(), &SharedFailure>) {
         let reply = match (self.result, batch) {
             // A failed operation changed nothing, whatever became of the batch.
             (Some(Err(error)), _) => Err(error),
@@ -60,27 +60,9 @@ impl<T: Send> Command for Job<T> {
     }
 }
 
-/// Why a whole batch failed (`rusqlite::Error` is not `Clone`, so every caller gets a copy of this).
-struct BatchFailure {
-    unavailable: bool,
-    message: String,
-}
-
-impl BatchFailure {
-    fn from_error(error: rusqlite::Error) -> Self {
-        let message = format!("group commit failed: {error}");
-        let unavailable = matches!(map_err(error), RepositoryError::Unavailable(_));
-        Self { unavailable, message }
-    }
-
-    fn to_error(&self) -> RepositoryError {
-        let source = self.message.clone().into();
-        if self.unavailable {
-            RepositoryError::Unavailable(source)
-        } else {
-            RepositoryError::Backend(source)
-        }
-    }
+/// Why a whole batch failed.
+fn batch_failure(error: rusqlite::Error) -> SharedFailure {
+    SharedFailure::new("group commit failed", &map_err(error))
 }
 
 /// Counters of the writer's work, for metrics and tests.
@@ -179,7 +161,7 @@ fn run(conn: &Connection, mut receiver: mpsc::Receiver<Box<dyn Command>>, max_ba
         let span = tracing::debug_span!("db.sqlite.group_commit", commands = batch.len());
         let outcome = span.in_scope(|| run_batch(conn, &mut batch));
         if let Err(failure) = &outcome {
-            tracing::warn!(error = %failure.message, commands = batch.len(), "SQLite batch failed");
+            tracing::warn!(error = %failure.message(), commands = batch.len(), "SQLite batch failed");
         }
         counters.transactions.fetch_add(1, Ordering::Relaxed);
         counters.commands.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -189,8 +171,8 @@ fn run(conn: &Connection, mut receiver: mpsc::Receiver<Box<dyn Command>>, max_ba
     }
 }
 
-fn run_batch(conn: &Connection, batch: &mut [Box<dyn Command>]) -> Result<(), BatchFailure> {
-    exec(conn, "BEGIN IMMEDIATE").map_err(BatchFailure::from_error)?;
+fn run_batch(conn: &Connection, batch: &mut [Box<dyn Command>]) -> Result<(), SharedFailure> {
+    exec(conn, "BEGIN IMMEDIATE").map_err(batch_failure)?;
     let result = batch
         .iter_mut()
         .try_for_each(|command| command.execute(conn))
@@ -200,7 +182,7 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Command>]) -> Result<(), Ba
         if !conn.is_autocommit() {
             let _ = exec(conn, "ROLLBACK");
         }
-        BatchFailure::from_error(error)
+        batch_failure(error)
     })
 }
 

@@ -42,6 +42,44 @@ pub enum RepositoryError {
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// One failure reported to every caller of a group of operations that failed together (a group
+/// commit): [`RepositoryError`] is not `Clone`, so each caller gets its own copy, of the same kind
+/// (an outage stays [`RepositoryError::Unavailable`], anything else becomes
+/// [`RepositoryError::Backend`]) and with the same message.
+#[derive(Debug, Clone)]
+pub struct SharedFailure {
+    unavailable: bool,
+    message: String,
+}
+
+impl SharedFailure {
+    /// The failure of a group, from the error that ended it; `context` says what the group was.
+    #[must_use]
+    pub fn new(context: &str, error: &RepositoryError) -> Self {
+        Self {
+            unavailable: matches!(error, RepositoryError::Unavailable(_)),
+            message: format!("{context}: {error}"),
+        }
+    }
+
+    /// What it says, for logs.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// A caller's copy.
+    #[must_use]
+    pub fn to_error(&self) -> RepositoryError {
+        let source = self.message.clone().into();
+        if self.unavailable {
+            RepositoryError::Unavailable(source)
+        } else {
+            RepositoryError::Backend(source)
+        }
+    }
+}
+
 /// Registered clients.
 #[async_trait]
 pub trait ClientRepository: Send + Sync {
