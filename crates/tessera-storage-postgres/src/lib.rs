@@ -5,10 +5,14 @@
 //! A `deadpool-postgres` pool of `tokio-postgres` connections ([`PostgresOptions::max_connections`]).
 //! Every repository method is one statement in autocommit mode (so it is durable when it returns,
 //! and is one round trip), except [`SigningKeyRepository::rotate`] and [`Storage::migrate`], which
-//! run in a transaction; [`EventRepository::record`] stores a whole batch in one statement too
+//! run in a transaction, and [`RefreshTokenRepository::rotate`], whose statement is committed with
+//! the other rotations queued at the same time (`group_commit`: one pipelined `BEGIN`, statements,
+//! `COMMIT`; a failing statement rolls its group back and the rotations rerun alone, so each
+//! answers as its statement alone would); [`EventRepository::record`] stores a whole batch in one statement too
 //! (`INSERT … SELECT FROM UNNEST`, one array per column). A statement reads one snapshot:
 //! [`RefreshTokenRepository::find_with_context`] reads a refresh token with its grant, the grant's
-//! session and user in one `LEFT JOIN`.
+//! session and user in one `LEFT JOIN`, on one of two connections that concurrent reads share (the
+//! driver pipelines them; `SharedClients`).
 //! Races between nodes are decided inside the database: `register_jti` is a single
 //! `INSERT … ON CONFLICT … DO UPDATE … WHERE` whose row count says whether the `jti` was fresh;
 //! `consume`, `end` and grant revocation are conditional `UPDATE … WHERE … IS NULL`s that change a
@@ -18,7 +22,7 @@
 //! the grants' opaque access tokens in one statement (data-modifying CTEs; `enforce_limit` first
 //! locks the (user, client)'s active grants, so concurrent calls do not over-revoke); a refresh
 //! ([`RefreshTokenRepository::rotate`]) is one statement of data-modifying CTEs, each gated on the
-//! one before: it locks the unrevoked grant (`FOR UPDATE`, held until it commits), then
+//! one before: it locks the unrevoked grant (by updating its last use; held until it commits), then
 //! compare-and-sets the presented token, records the grant's use, inserts the new token and
 //! touches the session, so of concurrent rotations of one token exactly one changes anything, no
 //! token is issued from a grant revoked meanwhile, and a refused rotation changes nothing; and
@@ -35,8 +39,9 @@
 //!
 //! # Errors
 //!
-//! SQLSTATE 23505 is [`RepositoryError::Conflict`]; pool timeouts, connection failures and
-//! SQLSTATE classes 08 and 53 and 57P01–57P03 are [`RepositoryError::Unavailable`]; anything else
+//! SQLSTATE 23505 is [`RepositoryError::Conflict`]; pool timeouts, connection failures,
+//! SQLSTATE classes 08 and 53, 57P01–57P04, 3D000, 40001 and 40P01 are
+//! [`RepositoryError::Unavailable`]; anything else
 //! is [`RepositoryError::Backend`]; an undecodable column is [`RepositoryError::Inconsistent`].
 #![deny(missing_docs)]
 
