@@ -2,9 +2,13 @@
 # Side by side: Tessera vs node-oidc-provider on the same machine and workload (issue 5,
 # DESIGN.md §7 "side by side: ≥ 10× node-oidc-provider").
 #
-#   bench/compare.sh [--duration S] [--concurrency C] [--warmup S] [--no-build]
+#   bench/compare.sh [--duration S] [--concurrency C] [--warmup S] [--rounds N] [--no-build]
 #                    [--peer-store memory|sqlite|both] [--peer-workers N] [--json PATH] [--keep-temp]
 #
+#   --rounds N      measure every server N times (default 3), interleaved: round 1 runs every
+#                   server once, then round 2, ...; the table shows medians over the rounds and
+#                   the ratio is the median of the per-round ratios (with their range), so a noisy
+#                   moment of a shared machine skews one round, not the result
 #   --peer-store    which oidc-provider persistence to measure (default both): "memory", its
 #                   default in-memory adapter (nothing on disk), or "sqlite", the durable adapter
 #                   in bench/oidc-provider/sqlite-adapter.mjs (WAL, synchronous=FULL)
@@ -33,8 +37,8 @@
 #    sends both servers the same requests; the refresh_token grant it measures is oidc-provider's own.
 #    (The password grant only starts chains and is not measured.)
 # 3. Runs `tessera-bench refresh` and `tessera-bench client-credentials` against every server, one
-#    after the other, with the same options, and prints a table: one row per scenario and peer
-#    store, with the ratio Tessera/peer.
+#    after the other, with the same options, --rounds times, and prints a table: one row per
+#    scenario and peer store, with the median ratio Tessera/peer and its range over the rounds.
 #
 # Exits non-zero when the generator reported failed requests (or anything else went wrong).
 # All servers are stopped and the temporary directories removed on exit.
@@ -45,6 +49,7 @@ set -euo pipefail
 duration=10
 concurrency=32
 warmup=2
+rounds=3
 build=1
 peer_store=both
 peer_workers=1
@@ -52,7 +57,7 @@ json_out=""
 keep_temp=0
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
 }
 die() {
     echo "compare.sh: $*" >&2
@@ -67,6 +72,8 @@ while [[ $# -gt 0 ]]; do
         --concurrency=*) concurrency="${1#*=}"; shift ;;
         --warmup) [[ $# -ge 2 ]] || die "--warmup needs a value"; warmup="$2"; shift 2 ;;
         --warmup=*) warmup="${1#*=}"; shift ;;
+        --rounds) [[ $# -ge 2 ]] || die "--rounds needs a value"; rounds="$2"; shift 2 ;;
+        --rounds=*) rounds="${1#*=}"; shift ;;
         --no-build) build=0; shift ;;
         --peer-store) [[ $# -ge 2 ]] || die "--peer-store needs a value"; peer_store="$2"; shift 2 ;;
         --peer-store=*) peer_store="${1#*=}"; shift ;;
@@ -82,6 +89,7 @@ done
 [[ "$duration" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--duration must be a number of seconds, got '$duration'"
 [[ "$warmup" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--warmup must be a number of seconds, got '$warmup'"
 [[ "$concurrency" =~ ^[1-9][0-9]*$ ]] || die "--concurrency must be a positive integer, got '$concurrency'"
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, got '$rounds'"
 [[ "$peer_workers" =~ ^[1-9][0-9]*$ ]] || die "--peer-workers must be a positive integer, got '$peer_workers'"
 case "$peer_store" in
     memory) peer_stores=(memory) ;;
@@ -284,9 +292,9 @@ cpu_busy() {
         console.log(total > 0 ? Math.round(100 * (total - d[3] - d[4]) / total) : 0);' "$a" "$b"
 }
 failed=0
-# run NAME SCENARIO URL SECRET: the generator's JSON goes to $work/NAME-SCENARIO.json.
+# run NAME SCENARIO URL SECRET ROUND: the generator's JSON goes to $work/NAME-SCENARIO-rROUND.json.
 run() {
-    local name="$1" scenario="$2" url="$3" secret="$4" out="$work/$1-$2.json" rc=0
+    local name="$1" scenario="$2" url="$3" secret="$4" round="$5" out="$work/$1-$2-r$5.json" rc=0
     if [[ -r /proc/stat ]]; then
         local busy
         busy="$(cpu_busy)"
@@ -295,7 +303,7 @@ run() {
                 "running, and the figures will be skewed" >&2
         fi
     fi
-    echo "==> tessera-bench $scenario against $name ($url): ${warmup}s warm-up + ${duration}s, $concurrency connections" >&2
+    echo "==> round $round/$rounds: tessera-bench $scenario against $name ($url): ${warmup}s warm-up + ${duration}s, $concurrency connections" >&2
     # In the background, so that a signal reaches the trap at once (bash defers traps while a
     # foreground child runs); the trap then stops the generator too.
     TESSERA_BENCH_CLIENT_SECRET="$secret" TESSERA_BENCH_PASSWORD=bench-password \
@@ -311,7 +319,7 @@ run() {
     local errors
     errors="$(json "$out" 'j.errors')"
     if [[ $rc -ne 0 || "$errors" != "0" ]]; then
-        echo "!!! $name/$scenario: $errors failed requests; first: $(json "$out" 'j.first_error')" >&2
+        echo "!!! $name/$scenario (round $round): $errors failed requests; first: $(json "$out" 'j.first_error')" >&2
         failed=1
     fi
     for pid in "$tessera_pid" "${peer_pids[@]}"; do
@@ -320,10 +328,12 @@ run() {
 }
 
 scenarios=(refresh client-credentials)
-for scenario in "${scenarios[@]}"; do
-    run tessera "$scenario" "$tessera_url" "$tessera_secret"
-    for store in "${peer_stores[@]}"; do
-        run "oidc-provider-$store" "$scenario" "${peer_url[$store]}" "$peer_secret"
+for round in $(seq "$rounds"); do
+    for scenario in "${scenarios[@]}"; do
+        run tessera "$scenario" "$tessera_url" "$tessera_secret" "$round"
+        for store in "${peer_stores[@]}"; do
+            run "oidc-provider-$store" "$scenario" "${peer_url[$store]}" "$peer_secret" "$round"
+        done
     done
 done
 
@@ -351,12 +361,13 @@ if [[ $want_sqlite -eq 1 ]]; then
     fi
 fi
 
-# ---------------------------------------------------------------- the table
+# ---------------------------------------------------------------- the table (and --json)
 tessera_version="$("$tessera" --version 2>/dev/null | awk '{print $NF}')"
 tessera_desc="SQLite, durable (WAL + synchronous=FULL, fsync'd group commit), 1 process (multi-threaded)"
 echo
 echo "Tessera $tessera_version vs node-oidc-provider $peer_version" \
-    "(node $(node --version)), $(nproc) CPUs, ${concurrency} connections, ${warmup}s warm-up + ${duration}s per run"
+    "(node $(node --version)), $(nproc) CPUs, ${concurrency} connections," \
+    "${warmup}s warm-up + ${duration}s per run, $rounds round(s) (medians)"
 echo "Tessera: $tessera_desc."
 for store in "${peer_stores[@]}"; do
     echo "oidc-provider, peer \"$store\": ${peer_desc[$store]}."
@@ -366,60 +377,83 @@ if [[ -n "$sqlite_rows" ]]; then
         "journal_mode $(json "$work/peer-sqlite/rows.json" 'j.journal_mode'))"
 fi
 echo
-printf '%-20s %-8s %12s %12s %9s %10s %10s %10s %10s %9s\n' \
-    scenario peer "Tessera/s" "peer/s" "ratio" "T p50 ms" "T p99 ms" "P p50 ms" "P p99 ms" errors
-for scenario in "${scenarios[@]}"; do
-    t="$work/tessera-$scenario.json"
-    for store in "${peer_stores[@]}"; do
-        p="$work/oidc-provider-$store-$scenario.json"
-        t_rps="$(json "$t" 'j.throughput')"
-        p_rps="$(json "$p" 'j.throughput')"
-        ratio="$(node -e 'const [t, p] = process.argv.slice(1).map(Number);
-            console.log(p > 0 ? (t / p).toFixed(1) + "x" : "n/a")' "$t_rps" "$p_rps")"
-        printf '%-20s %-8s %12.0f %12.0f %9s %10.2f %10.2f %10.2f %10.2f %9s\n' "$scenario" "$store" \
-            "$t_rps" "$p_rps" "$ratio" \
-            "$(json "$t" 'j.latency_ms.p50')" "$(json "$t" 'j.latency_ms.p99')" \
-            "$(json "$p" 'j.latency_ms.p50')" "$(json "$p" 'j.latency_ms.p99')" \
-            "$(json "$t" 'j.errors')/$(json "$p" 'j.errors')"
-    done
-done
-
-# ---------------------------------------------------------------- --json
-if [[ -n "$json_out" ]]; then
-    targets=(tessera)
-    for store in "${peer_stores[@]}"; do targets+=("oidc-provider-$store"); done
-    descs=("Tessera $tessera_version: $tessera_desc")
-    for store in "${peer_stores[@]}"; do descs+=("oidc-provider $peer_version: ${peer_desc[$store]}"); done
-    WORK="$work" SCENARIOS="${scenarios[*]}" TARGETS="${targets[*]}" \
-        DESCS="$(printf '%s\n' "${descs[@]}")" FAILED="$failed" SQLITE_ROWS="$sqlite_rows" \
-        TESSERA_VERSION="$tessera_version" PEER_VERSION="$peer_version" SQLITE_DRIVER="$sqlite_driver" \
-        CONCURRENCY="$concurrency" WARMUP="$warmup" DURATION="$duration" PEER_WORKERS="$peer_workers" \
-        node -e '
-        const fs = require("fs");
-        const os = require("os");
-        const e = process.env;
-        const targets = e.TARGETS.split(" ");
-        const descs = e.DESCS.split("\n");
-        const read = (target, scenario) =>
-            JSON.parse(fs.readFileSync(`${e.WORK}/${target}-${scenario}.json`, "utf8"));
-        const results = [];
-        const ratios = [];
-        for (const scenario of e.SCENARIOS.split(" ")) {
-            const t = read("tessera", scenario);
+targets=(tessera)
+for store in "${peer_stores[@]}"; do targets+=("oidc-provider-$store"); done
+descs=("Tessera $tessera_version: $tessera_desc")
+for store in "${peer_stores[@]}"; do descs+=("oidc-provider $peer_version: ${peer_desc[$store]}"); done
+# Reads every round's generator output; prints the table and, with --json, writes the document.
+WORK="$work" SCENARIOS="${scenarios[*]}" TARGETS="${targets[*]}" ROUNDS="$rounds" \
+    DESCS="$(printf '%s\n' "${descs[@]}")" FAILED="$failed" SQLITE_ROWS="$sqlite_rows" \
+    TESSERA_VERSION="$tessera_version" PEER_VERSION="$peer_version" SQLITE_DRIVER="$sqlite_driver" \
+    CONCURRENCY="$concurrency" WARMUP="$warmup" DURATION="$duration" PEER_WORKERS="$peer_workers" \
+    node -e '
+    const fs = require("fs");
+    const os = require("os");
+    const e = process.env;
+    const scenarios = e.SCENARIOS.split(" ");
+    const targets = e.TARGETS.split(" ");
+    const descs = e.DESCS.split("\n");
+    const rounds = Number(e.ROUNDS);
+    const read = (target, scenario, round) =>
+        JSON.parse(fs.readFileSync(`${e.WORK}/${target}-${scenario}-r${round}.json`, "utf8"));
+    const median = (xs) => {
+        const s = [...xs].sort((a, b) => a - b);
+        const m = s.length >> 1;
+        return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+    };
+    const runs = {}; // runs[scenario][target] = [generator output per round]
+    for (const scenario of scenarios) {
+        runs[scenario] = {};
+        for (const target of targets) {
+            runs[scenario][target] = Array.from({ length: rounds }, (_, i) => read(target, scenario, i + 1));
+        }
+    }
+    const rps = (gs) => median(gs.map((g) => g.throughput));
+    const lat = (gs, p) => median(gs.map((g) => g.latency_ms?.[p] ?? NaN));
+    const errs = (gs) => gs.reduce((n, g) => n + g.errors, 0);
+    const pad = (v, w) => String(v).padStart(w);
+    console.log("scenario".padEnd(20), "peer".padEnd(8), pad("Tessera/s", 10), pad("peer/s", 9),
+        pad("ratio", 7), pad("(range)", 14), pad("T p50 ms", 9), pad("T p99 ms", 9),
+        pad("P p50 ms", 9), pad("P p99 ms", 9), pad("errors", 8));
+    const ratios = [];
+    for (const scenario of scenarios) {
+        const t = runs[scenario].tessera;
+        for (const target of targets.filter((x) => x !== "tessera")) {
+            const p = runs[scenario][target];
+            const each = t.map((g, i) => (p[i].throughput > 0 ? g.throughput / p[i].throughput : NaN));
+            const r = median(each);
+            ratios.push({ scenario, peer: target, tessera_over_peer: r, per_round: each });
+            const range = rounds > 1
+                ? `(${Math.min(...each).toFixed(1)}-${Math.max(...each).toFixed(1)})` : "";
+            console.log(scenario.padEnd(20), target.replace("oidc-provider-", "").padEnd(8),
+                pad(rps(t).toFixed(0), 10), pad(rps(p).toFixed(0), 9), pad(r.toFixed(1) + "x", 7),
+                pad(range, 14), pad(lat(t, "p50").toFixed(2), 9), pad(lat(t, "p99").toFixed(2), 9),
+                pad(lat(p, "p50").toFixed(2), 9), pad(lat(p, "p99").toFixed(2), 9),
+                pad(`${errs(t)}/${errs(p)}`, 8));
+        }
+    }
+    if (rounds > 1) {
+        console.log("\nper round, req/s:");
+        for (const scenario of scenarios) {
             for (const target of targets) {
-                const g = read(target, scenario);
+                console.log(`  ${scenario.padEnd(20)} ${target.padEnd(22)}`,
+                    runs[scenario][target].map((g) => g.throughput.toFixed(0)).join(" / "));
+            }
+        }
+    }
+    if (process.argv[1]) {
+        const results = [];
+        for (const scenario of scenarios) {
+            for (const target of targets) {
+                const gs = runs[scenario][target];
                 results.push({
                     scenario, target,
-                    throughput_rps: g.throughput,
-                    p50_ms: g.latency_ms?.p50 ?? null,
-                    p99_ms: g.latency_ms?.p99 ?? null,
-                    errors: g.errors,
-                    generator: g,
+                    throughput_rps: rps(gs),
+                    p50_ms: lat(gs, "p50"),
+                    p99_ms: lat(gs, "p99"),
+                    errors: errs(gs),
+                    rounds: gs,
                 });
-                if (target !== "tessera") {
-                    ratios.push({ scenario, peer: target,
-                        tessera_over_peer: g.throughput > 0 ? t.throughput / g.throughput : null });
-                }
             }
         }
         const doc = {
@@ -431,6 +465,7 @@ if [[ -n "$json_out" ]]; then
             concurrency: Number(e.CONCURRENCY),
             warmup_s: Number(e.WARMUP),
             duration_s: Number(e.DURATION),
+            rounds,
             peer_workers_sqlite: Number(e.PEER_WORKERS),
             targets: Object.fromEntries(targets.map((t, i) => [t, descs[i]])),
             sqlite_peer_rows: e.SQLITE_ROWS ? JSON.parse(e.SQLITE_ROWS) : null,
@@ -438,10 +473,9 @@ if [[ -n "$json_out" ]]; then
             ratios,
             failed_requests: e.FAILED !== "0",
         };
-        fs.writeFileSync(process.argv[1], JSON.stringify(doc, null, 2) + "\n");' "$json_out" ||
-        die "could not write $json_out"
-    echo "==> figures written to $json_out" >&2
-fi
+        fs.writeFileSync(process.argv[1], JSON.stringify(doc, null, 2) + "\n");
+        console.error(`==> figures written to ${process.argv[1]}`);
+    }' "$json_out" || die "could not summarise the runs"
 
 if [[ $failed -ne 0 ]]; then
     echo
