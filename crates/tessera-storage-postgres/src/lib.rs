@@ -12,7 +12,8 @@
 //! (`INSERT … SELECT FROM UNNEST`, one array per column). A statement reads one snapshot:
 //! [`RefreshTokenRepository::find_with_context`] reads a refresh token with its grant, the grant's
 //! session and user in one `LEFT JOIN`, on one of two connections that concurrent reads share (the
-//! driver pipelines them; `SharedClients`).
+//! driver pipelines them; `SharedClients`). [`RefreshTokenRepository::refresh`] is the trait's
+//! default, that read then the rotation below, whose compare-and-set catches anything in between.
 //! Races between nodes are decided inside the database: `register_jti` is a single
 //! `INSERT … ON CONFLICT … DO UPDATE … WHERE` whose row count says whether the `jti` was fresh;
 //! `consume`, `end` and grant revocation are conditional `UPDATE … WHERE … IS NULL`s that change a

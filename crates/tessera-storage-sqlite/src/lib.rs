@@ -31,6 +31,14 @@
 //! hop per query cost more than the query); listings, whose length grows with the data, run on
 //! tokio's blocking pool.
 //!
+//! **A whole refresh is one writer command** ([`RefreshTokenRepository::refresh`]): the token's
+//! context is read on the writer's connection, the caller's planner decides there, and the
+//! rotation runs in the same savepoint. A reader's page cache is emptied by every commit since
+//! its last read (SQLite cannot tell which pages changed), so under load each refresh read
+//! re-fetched its ten or so pages from the WAL; the writer's cache stays warm because only it
+//! writes. Measured: server CPU per refresh 116–128 → 101–105 µs. A planner that panics fails its
+//! own command only (the writer catches the unwind).
+//!
 //! Statements are prepared once per connection and cached (`prepare_cached`).
 //!
 //! Operations that touch several rows or tables (signing-key rotation, revoking grants and
@@ -433,7 +441,8 @@ fn apply_migrations(conn: &Connection) -> Result<Vec<i64>, RepositoryError> {
 
 #[cfg(test)]
 mod tests {
-    use tessera_core::TokenHash;
+    use tessera_core::refresh::RefreshToken;
+    use tessera_core::{Timestamp, TokenHash};
 
     use super::*;
 
@@ -532,6 +541,13 @@ mod tests {
                     if *table == expected_table && *column == expected_column && id == expected_id),
                 "{expected_table}.{expected_column}: {result:?}"
             );
+            // The writer's read for a whole refresh decodes them the same way.
+            let result = storage.refresh_tokens().refresh(&hash, Box::new(|_| None)).await;
+            assert!(
+                matches!(&result, Err(RepositoryError::Inconsistent { table, column, id })
+                    if *table == expected_table && *column == expected_column && id == expected_id),
+                "refresh, {expected_table}.{expected_column}: {result:?}"
+            );
         }
         // A row SQLite cannot even convert fails inside the read transaction, which must still end.
         raw.execute_batch(
@@ -583,6 +599,41 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Err("the commit never reached the database file".into())
+    }
+
+    #[tokio::test]
+    async fn a_panicking_refresh_planner_fails_alone_and_the_writer_carries_on() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let storage = SqliteStorage::open(&dir.path().join("t.db"), SqliteOptions::default())?;
+        storage.migrate().await?;
+        let token = |hash: u8| RefreshToken {
+            hash: TokenHash([hash; 32]),
+            grant_id: "g".into(),
+            parent: None,
+            client_id: "c".into(),
+            issued_at: Timestamp(0),
+            expires_at: Timestamp(60),
+            use_count: 0,
+            spent_at: None,
+        };
+        storage.refresh_tokens().add(&token(1)).await?;
+        let result = storage
+            .refresh_tokens()
+            .refresh(&TokenHash([1; 32]), Box::new(|_| panic!("a planner bug")))
+            .await;
+        assert!(matches!(result, Err(RepositoryError::Backend(_))), "{result:?}");
+        // The writer thread is still there and commits the next command.
+        storage.refresh_tokens().add(&token(2)).await?;
+        assert!(storage
+            .refresh_tokens()
+            .find_by_hash(&TokenHash([2; 32]))
+            .await?
+            .is_some());
+        assert_eq!(
+            storage.refresh_tokens().find_by_hash(&TokenHash([1; 32])).await?,
+            Some(token(1))
+        );
+        Ok(())
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use tessera_core::refresh::RefreshToken;
 use tessera_core::{Timestamp, TokenHash};
-use tessera_storage::{RefreshContext, RefreshTokenRepository, RepositoryError, Rotation};
+use tessera_storage::{RefreshContext, RefreshPlanner, RefreshTokenRepository, Refreshed, RepositoryError, Rotation};
 
 use crate::accounts::{SessionRow, UserRow, SESSION_BY_ID, USER_BY_ID};
 use crate::error::{decode_hash, inconsistent, map_err};
@@ -150,6 +150,38 @@ fn context_rows(conn: &Connection, hash: [u8; 32]) -> rusqlite::Result<Option<Co
     Ok(Some((token, grant, session, user)))
 }
 
+/// Decodes the rows of [`context_rows`].
+fn decode_context((token, grant, session, user): ContextRows) -> Result<RefreshContext, RepositoryError> {
+    Ok(RefreshContext {
+        token: token.decode()?,
+        grant: grant.map(GrantRow::decode).transpose()?,
+        session: session.map(SessionRow::decode).transpose()?,
+        user: user.map(UserRow::decode).transpose()?,
+    })
+}
+
+/// The opaque access token's audience, encoded as stored, outside the writer.
+fn access_audience(rotation: &Rotation) -> Result<Option<String>, RepositoryError> {
+    rotation
+        .access_token
+        .as_ref()
+        .map(|token| tessera_storage::codec::encode_json(&token.audience))
+        .transpose()
+}
+
+/// Runs a rotation on the writer's connection inside its own savepoint (inside the command's),
+/// which undoes step 1 when step 2 finds the grant revoked: a lost race or a revoked grant changes
+/// nothing. An error rolls back the whole command anyway.
+fn apply(conn: &Connection, rotation: &Rotation, access_audience: Option<&str>) -> Result<bool, RepositoryError> {
+    exec(conn, "SAVEPOINT rotation").map_err(map_err)?;
+    let rotated = rotate_steps(conn, rotation, access_audience).map_err(map_err)?;
+    if !rotated {
+        exec(conn, "ROLLBACK TO rotation").map_err(map_err)?;
+    }
+    exec(conn, "RELEASE rotation").map_err(map_err)?;
+    Ok(rotated)
+}
+
 fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
@@ -194,36 +226,34 @@ impl RefreshTokenRepository for SqliteStorage {
                 ended.map(|()| rows)
             })
             .await?;
-        let Some((token, grant, session, user)) = rows else {
-            return Ok(None);
-        };
-        Ok(Some(RefreshContext {
-            token: token.decode()?,
-            grant: grant.map(GrantRow::decode).transpose()?,
-            session: session.map(SessionRow::decode).transpose()?,
-            user: user.map(UserRow::decode).transpose()?,
-        }))
+        rows.map(decode_context).transpose()
     }
 
     #[tracing::instrument(name = "db.refresh_tokens.rotate", skip_all)]
     async fn rotate(&self, rotation: &Rotation) -> Result<bool, RepositoryError> {
         let rotation = rotation.clone();
-        let access_audience = rotation
-            .access_token
-            .as_ref()
-            .map(|token| tessera_storage::codec::encode_json(&token.audience))
-            .transpose()?;
-        // One write command. Its own savepoint (inside the command's) undoes step 1 when step 2
-        // finds the grant revoked: a lost race or a revoked grant changes nothing. An error rolls
-        // back the whole command anyway.
+        let access_audience = access_audience(&rotation)?;
+        self.write(move |conn| apply(conn, &rotation, access_audience.as_deref()))
+            .await
+    }
+
+    /// One writer command: the read, the plan and the rotation in the writer's transaction, so
+    /// nothing comes between them and `rotated` is never a lost race. The writer's page cache
+    /// is warm (only it writes), where a reader's is emptied by every commit since its last read,
+    /// so the read costs a few page lookups instead of re-reading each page from the WAL.
+    #[tracing::instrument(name = "db.refresh_tokens.refresh", skip_all)]
+    async fn refresh(&self, hash: &TokenHash, plan: RefreshPlanner) -> Result<Option<Refreshed>, RepositoryError> {
+        let hash = hash.0;
         self.write(move |conn| {
-            exec(conn, "SAVEPOINT rotation").map_err(map_err)?;
-            let rotated = rotate_steps(conn, &rotation, access_audience.as_deref()).map_err(map_err)?;
-            if !rotated {
-                exec(conn, "ROLLBACK TO rotation").map_err(map_err)?;
-            }
-            exec(conn, "RELEASE rotation").map_err(map_err)?;
-            Ok(rotated)
+            let Some(rows) = context_rows(conn, hash).map_err(map_err)? else {
+                return Ok(None);
+            };
+            let context = decode_context(rows)?;
+            let rotated = match plan(&context) {
+                Some(rotation) => apply(conn, &rotation, access_audience(&rotation)?.as_deref())?,
+                None => false,
+            };
+            Ok(Some(Refreshed { context, rotated }))
         })
         .await
     }

@@ -34,7 +34,10 @@ impl<T: Send> Command for Job<T> {
             return Ok(());
         };
         exec(conn, "SAVEPOINT command")?;
-        let result = op(conn);
+        // A panicking operation (a caller's closure, such as a refresh planner) fails alone and
+        // is undone; it must not take the one writer thread down with it.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(conn)))
+            .unwrap_or_else(|_| Err(RepositoryError::Backend("a write command panicked".into())));
         if result.is_ok() {
             exec(conn, "RELEASE command")?;
         } else {

@@ -444,6 +444,22 @@ pub struct RefreshContext {
     pub user: Option<User>,
 }
 
+/// The decision of a refresh, given the presented token's context: the rotation to apply, or
+/// `None` to change nothing. [`RefreshTokenRepository::refresh`] calls it at most once, and may
+/// call it on a storage thread inside a transaction, so it must be quick and do no I/O.
+pub type RefreshPlanner = Box<dyn FnOnce(&RefreshContext) -> Option<Rotation> + Send>;
+
+/// What [`RefreshTokenRepository::refresh`] did.
+#[derive(Debug)]
+pub struct Refreshed {
+    /// The context the planner was given.
+    pub context: RefreshContext,
+    /// Whether a rotation committed. `false`: the planner returned `None`, or its rotation found
+    /// the token or grant changed since the read, as [`RefreshTokenRepository::rotate`]'s `false`
+    /// (a backend that reads and rotates in one transaction never reports that).
+    pub rotated: bool,
+}
+
 /// Refresh tokens (DESIGN §5: hash, grant, parent, state, expiry, spent_at).
 #[async_trait]
 pub trait RefreshTokenRepository: Send + Sync {
@@ -486,6 +502,29 @@ pub trait RefreshTokenRepository: Send + Sync {
     /// # Errors
     /// Backend errors.
     async fn rotate(&self, rotation: &Rotation) -> Result<bool, RepositoryError>;
+
+    /// A whole refresh: reads the token with this hash and its context (as
+    /// [`Self::find_with_context`]), asks `plan` what to do, and applies the rotation it returns
+    /// (as [`Self::rotate`]). `None` when there is no such token (`plan` is not called).
+    ///
+    /// The default is those three steps, so another request may change the token between the
+    /// read and the rotation (then `rotated` is `false`, and the caller decides again). A backend
+    /// that can should do all of it in one transaction, where nothing can come between; the
+    /// SQLite backend runs it as one command of its writer, so a refresh is one trip to storage.
+    ///
+    /// # Errors
+    /// As [`Self::find_with_context`] and [`Self::rotate`]; when the transaction fails, nothing
+    /// changed.
+    async fn refresh(&self, hash: &TokenHash, plan: RefreshPlanner) -> Result<Option<Refreshed>, RepositoryError> {
+        let Some(context) = self.find_with_context(hash).await? else {
+            return Ok(None);
+        };
+        let rotated = match plan(&context) {
+            Some(rotation) => self.rotate(&rotation).await?,
+            None => false,
+        };
+        Ok(Some(Refreshed { context, rotated }))
+    }
 
     /// Deletes up to `limit` tokens that expired before `now`; returns how many. The tokens of a
     /// revoked grant are deleted the same way, when they expire (they are refused before that:

@@ -6,6 +6,8 @@
 //! rows, except where a bulk operation's count is at least what it added.
 
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::future::join_all;
 use tessera_core::client::{RefreshTokenIssuance, RefreshTokenSettings};
@@ -71,6 +73,7 @@ pub async fn run_all(storage: &dyn Storage) {
     refresh_token_concurrent_rotation(storage).await;
     refresh_token_concurrent_rotations_of_many_grants(storage).await;
     refresh_token_rotation_racing_revocation(storage).await;
+    refresh_token_refresh(storage).await;
     refresh_tokens_cleanup(storage).await;
     events_record_and_filter(storage).await;
     events_pages(storage).await;
@@ -1843,6 +1846,127 @@ pub async fn refresh_token_find_with_context(storage: &dyn Storage) {
         repo.find_with_context(&TokenHash::of(&unique("no-token"))).await,
     );
     check_eq(storage, "context of a missing token", missing, None);
+}
+
+/// `refresh`: an unknown token is `None` and the planner is not called; the planner sees what
+/// `find_with_context` returns; its `None` changes nothing; its rotation commits as `rotate`'s;
+/// a rotation planned on a revoked grant does not commit.
+pub async fn refresh_token_refresh(storage: &dyn Storage) {
+    let repo = storage.refresh_tokens();
+    let u = user(&unique("user"), &unique("refresh-user"));
+    ok(storage, "add user", storage.users().add(&u).await);
+    let s = session(&unique("session"), &u.id);
+    ok(storage, "add session", storage.sessions().add(&s).await);
+    let g = grant(&u.id, GrantKind::Online, Some(&s.id), NOW);
+    let presented = add_grant_with_token(storage, &g).await;
+    let context = RefreshContext {
+        token: presented.clone(),
+        grant: Some(g.clone()),
+        session: Some(s.clone()),
+        user: Some(u.clone()),
+    };
+
+    let called = Arc::new(AtomicBool::new(false));
+    let planner_called = Arc::clone(&called);
+    let missing = ok(
+        storage,
+        "refresh an unknown token",
+        repo.refresh(
+            &TokenHash::of(&unique("no-token")),
+            Box::new(move |_| {
+                planner_called.store(true, Ordering::SeqCst);
+                None
+            }),
+        )
+        .await,
+    );
+    check(
+        storage,
+        missing.is_none(),
+        "refreshing an unknown token must return None",
+    );
+    check(
+        storage,
+        !called.load(Ordering::SeqCst),
+        "the planner must not be called for an unknown token",
+    );
+
+    let seen = Arc::new(Mutex::new(None));
+    let planner_saw = Arc::clone(&seen);
+    let declined = ok(
+        storage,
+        "refresh, the planner declining",
+        repo.refresh(
+            &presented.hash,
+            Box::new(move |found| {
+                *planner_saw.lock().unwrap_or_else(PoisonError::into_inner) = Some(found.clone());
+                None
+            }),
+        )
+        .await,
+    );
+    let seen = seen.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    check_eq(storage, "context given to the planner", seen, Some(context.clone()));
+    let declined = declined.map(|r| (r.context, r.rotated));
+    check_eq(
+        storage,
+        "a declined refresh (context, rotated)",
+        declined,
+        Some((context, false)),
+    );
+    expect_token(
+        storage,
+        "presented token after a declined refresh (unchanged)",
+        &presented,
+    )
+    .await;
+
+    let first = rotation(&presented, Some(0), 1, Some(&s.id), NOW.plus(10));
+    let planned = first.clone();
+    let refreshed = ok(
+        storage,
+        "refresh, the planner rotating",
+        repo.refresh(&presented.hash, Box::new(move |_| Some(planned))).await,
+    );
+    check(
+        storage,
+        refreshed.is_some_and(|r| r.rotated),
+        "a planned rotation of a fresh token must commit",
+    );
+    let mut used = presented.clone();
+    used.use_count = 1;
+    used.spent_at = Some(NOW.plus(10));
+    expect_token(storage, "presented token after a refresh (used up, spent)", &used).await;
+    expect_token(storage, "child token after a refresh", &first.new_token).await;
+    let mut expected_session = s.clone();
+    expected_session.last_active_at = NOW.plus(10);
+    expect_session(storage, "session after a refresh (touched)", &expected_session).await;
+
+    ok(
+        storage,
+        "revoke grant",
+        storage.grants().revoke(&g.id, NOW.plus(15), "test").await,
+    );
+    let second = rotation(&first.new_token, Some(0), 1, None, NOW.plus(20));
+    let planned = second.clone();
+    let refreshed = ok(
+        storage,
+        "refresh on a revoked grant, the planner rotating anyway",
+        repo.refresh(&first.new_token.hash, Box::new(move |_| Some(planned)))
+            .await,
+    );
+    check(
+        storage,
+        refreshed.is_some_and(|r| !r.rotated),
+        "a rotation planned on a revoked grant must not commit",
+    );
+    expect_token(
+        storage,
+        "child token after a refused refresh (unchanged)",
+        &first.new_token,
+    )
+    .await;
+    expect_absent(storage, "token planned on a revoked grant", &second.new_token.hash).await;
 }
 
 /// `rotate`: uses the presented token once (spent when used up), inserts the child, records the
