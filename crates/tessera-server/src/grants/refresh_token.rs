@@ -13,7 +13,9 @@
 
 use tessera_core::grant::GrantError;
 use tessera_core::refresh::{self, RefreshPlan, RefreshPolicy, RefreshRequest, RefreshToken};
-use tessera_core::{AccessTokenFormat, Client, GrantKind, Scope, Timestamp, TokenHash, TokenKind};
+use tessera_core::{
+    AccessTokenFormat, Client, Grant, GrantKind, Scope, SsoSession, Timestamp, TokenHash, TokenKind, User,
+};
 use tessera_storage::{AccessTokenRecord, RefreshContext, Refreshed, Rotation};
 use tessera_types::token::{GrantType, RefreshTokenGrant, TokenResponse};
 use tessera_types::ErrorCode;
@@ -97,7 +99,8 @@ pub async fn handle(
             return Err(refused(state, client, grant.as_ref(), planned, now).await);
         };
         if !rotated {
-            tracing::info!(client.id = %client.id, "refresh raced another request or a revocation; deciding again");
+            let grant_id = grant.as_ref().map_or("", |g| g.id.as_str());
+            tracing::info!(client.id = %client.id, grant.id = %grant_id, "refresh raced another request or a revocation; deciding again");
             continue;
         }
         let (Some(grant), Some(user)) = (grant, user) else {
@@ -106,14 +109,7 @@ pub async fn handle(
                 "a refresh was planned without its grant or user",
             ));
         };
-        let context = UserContext {
-            user_id: &user.id,
-            session_id: grant.session_id.as_deref(),
-            auth_time: session.as_ref().map_or(grant.created_at, |s| s.auth_time),
-            amr: session.as_ref().map_or(&[][..], |s| &s.amr[..]),
-            acr: session.as_ref().and_then(|s| s.acr.as_deref()),
-            grant_id: Some(&grant.id),
-        };
+        let context = user_context(&user, &grant, session.as_ref());
         let response = common::respond(
             state,
             common::UserTokens {
@@ -238,16 +234,9 @@ impl Planner {
         // B5: an opaque access token is stored in the rotation's transaction, so the refresh
         // token is never spent without the token the response carries being stored too.
         let opaque: Option<(String, AccessTokenRecord)> = self.opaque_client.as_ref().map(|client| {
-            let user_context = UserContext {
-                user_id: &user.id,
-                session_id: grant.session_id.as_deref(),
-                auth_time: session.as_ref().map_or(grant.created_at, |s| s.auth_time),
-                amr: session.as_ref().map_or(&[][..], |s| &s.amr[..]),
-                acr: session.as_ref().and_then(|s| s.acr.as_deref()),
-                grant_id: Some(&grant.id),
-            };
             let access_plan = common::access_plan(&self.state, client, &access_scope, Vec::new(), self.now);
-            new_opaque_access_token(&self.state, client, Some(user_context), &access_plan)
+            let context = user_context(user, grant, session.as_ref());
+            new_opaque_access_token(&self.state, client, Some(context), &access_plan)
         });
         let (opaque_value, access_token) = opaque.unzip();
         let rotation = Rotation {
@@ -273,12 +262,25 @@ impl Planner {
     }
 }
 
+/// Who the tokens of a refresh are about: the grant's user and the session it was signed in with
+/// (an offline grant whose session is gone keeps the grant's creation as its `auth_time`).
+fn user_context<'a>(user: &'a User, grant: &'a Grant, session: Option<&'a SsoSession>) -> UserContext<'a> {
+    UserContext {
+        user_id: &user.id,
+        session_id: grant.session_id.as_deref(),
+        auth_time: session.map_or(grant.created_at, |s| s.auth_time),
+        amr: session.map_or(&[][..], |s| &s.amr[..]),
+        acr: session.and_then(|s| s.acr.as_deref()),
+        grant_id: Some(&grant.id),
+    }
+}
+
 /// The error for a refused refresh, after what the refusal requires is committed: reuse outside
 /// the grace window revokes the whole family (B3), an unavailable user ends the grant (DESIGN §2).
 async fn refused(
     state: &AppState,
     client: &Client,
-    grant: Option<&tessera_core::Grant>,
+    grant: Option<&Grant>,
     planned: Planned,
     now: Timestamp,
 ) -> OAuthError {
