@@ -284,6 +284,50 @@ async fn scope_client_binding_and_user_changes() {
     assert_eq!(refresh(&server, client, &rt(&body), None).await.0, 400);
 }
 
+/// DESIGN §2: user claims are re-read at every refresh, and a disabled user's grant ends there
+/// even when disabling kept the grants (`RevocationScope::None`): the refresh is refused and the
+/// grant revoked, so enabling the user again does not bring the token back.
+#[tokio::test]
+async fn a_refresh_ends_the_grant_of_a_disabled_user_whose_grants_were_kept() {
+    let server = TestServer::start().await;
+    let (id, secret) = server.client("rp", refreshing_app()).await;
+    let client = (id.as_str(), secret.as_deref().unwrap());
+    ada(&server).await;
+    let body = login(&server, &Agent::new(), client, "openid offline_access").await;
+    let disable = |disabled: bool| {
+        tessera_server::users::set_disabled(
+            server.storage.as_ref(),
+            server.clock_now(),
+            "ada",
+            disabled,
+            tessera_server::config::RevocationScope::None,
+        )
+    };
+    disable(true).await.unwrap();
+    let (status, error) = refresh(&server, client, &rt(&body), None).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{error}"
+    );
+    let user = server.storage.users().find_by_username("ada").await.unwrap().unwrap();
+    let grants = server.storage.grants().list_by_user(&user.id).await.unwrap();
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    assert_eq!(
+        grants[0].revocation_reason.as_deref(),
+        Some("user_unavailable"),
+        "{grants:?}"
+    );
+
+    disable(false).await.unwrap();
+    let (status, error) = refresh(&server, client, &rt(&body), None).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{error}"
+    );
+}
+
 #[tokio::test]
 async fn refresh_keeps_the_session_alive_until_its_hard_end() {
     let server = TestServer::start_with(|config| config.refresh_tokens.issuance = RefreshTokenIssuance::Always).await;
