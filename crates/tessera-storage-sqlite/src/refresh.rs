@@ -160,7 +160,7 @@ fn decode_context((token, grant, session, user): ContextRows) -> Result<RefreshC
     })
 }
 
-/// The opaque access token's audience, encoded as stored, outside the writer.
+/// The opaque access token's audience, encoded as stored.
 fn access_audience(rotation: &Rotation) -> Result<Option<String>, RepositoryError> {
     rotation
         .access_token
