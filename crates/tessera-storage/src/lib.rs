@@ -5,7 +5,9 @@
 //! open across an `await` of their own. That lets a backend commit many requests' operations in
 //! one transaction and one fsync (group commit, DESIGN §7), and lets conditional updates
 //! (`… WHERE state = 'active'`, "exactly one row") decide races inside the database, which is what
-//! keeps rotation atomic across nodes. Backends: `tessera-storage-sqlite`, `tessera-storage-postgres`;
+//! keeps rotation atomic across nodes. (One method is two of them by default:
+//! `RefreshTokenRepository::refresh` reads, lets the caller plan and rotates; a backend may do it
+//! in one transaction, and the rotation's compare-and-set makes the default safe too.) Backends: `tessera-storage-sqlite`, `tessera-storage-postgres`;
 //! both pass the contract suite in `tessera-testkit`.
 //!
 //! "Not found" is `Ok(None)` (or `Ok(false)`), never an error.
