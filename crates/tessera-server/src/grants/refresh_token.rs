@@ -57,6 +57,9 @@ pub async fn handle(
     let policy = refresh_policy(state, client);
     for _ in 0..ATTEMPTS {
         let now = state.now();
+        // Generated and hashed here, so the planner (which may run on the storage's one writer
+        // thread) only assembles records.
+        let new_value = TokenKind::RefreshToken.generate(crate::clock::token_order(), &mut rand::rngs::OsRng);
         let (planned, outcome) = oneshot::channel();
         let planner = Planner {
             state: state.clone(),
@@ -66,9 +69,8 @@ pub async fn handle(
             requested_scope: request.scope.clone(),
             policy,
             hash,
-            // Generated here, so the planner (which may run on the storage's one writer thread)
-            // only assembles records.
-            new_value: TokenKind::RefreshToken.generate(crate::clock::token_order(), &mut rand::rngs::OsRng),
+            new_hash: TokenHash::of(&new_value),
+            new_value,
             now,
         };
         let refreshed = state
@@ -171,6 +173,7 @@ struct Planner {
     policy: RefreshPolicy,
     hash: TokenHash,
     new_value: String,
+    new_hash: TokenHash,
     now: Timestamp,
 }
 
@@ -222,7 +225,7 @@ impl Planner {
             } => (access_scope, expires_at, None),
         };
         let new_token = RefreshToken {
-            hash: TokenHash::of(&self.new_value),
+            hash: self.new_hash,
             grant_id: grant.id.clone(),
             parent: Some(self.hash),
             client_id: grant.client_id.clone(),
